@@ -1,0 +1,61 @@
+# Shared by scripts/*.sh: step banners, a loud failure message naming the step, and the set-up steps.
+# Source it; do not run it.
+
+set -euo pipefail
+
+SOFTPICK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SOFTPICK_BUILD="${SOFTPICK_BUILD:-$SOFTPICK_ROOT/build}"
+CURRENT_STEP="start"
+
+step() {
+  CURRENT_STEP="$*"
+  printf '\n==> %s\n' "$*"
+}
+
+on_error() {
+  printf '\nFAILED at step: %s (see the output above)\n' "$CURRENT_STEP" >&2
+}
+trap on_error ERR
+
+# Debian packages the build and the tests need (design reference §6).
+DEBIAN_PACKAGES=(build-essential cmake pkg-config nlohmann-json3-dev libspdlog-dev catch2 libopenmpi-dev
+                 openmpi-bin libopenblas-openmp-dev python3 python3-pip fortunes fortunes-min)
+# PyPI packages the Python scripts and tests need.
+PYTHON_PACKAGES=(tokenizers safetensors numpy)
+
+install_debian_packages() {
+  local missing=()
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "Debian packages: all present"
+    return
+  fi
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; return 1; }
+    sudo="sudo"
+  fi
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_python_packages() {
+  local missing=()
+  for p in "${PYTHON_PACKAGES[@]}"; do
+    python3 -c "import $p" 2>/dev/null || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    echo "Python packages: all present"
+    return
+  fi
+  echo "pip installing: ${missing[*]}"
+  python3 -m pip install -q "${missing[@]}" || python3 -m pip install -q --break-system-packages "${missing[@]}"
+}
+
+configure_and_build() {
+  cmake -S "$SOFTPICK_ROOT" -B "$SOFTPICK_BUILD" -DCMAKE_BUILD_TYPE=Release ${SOFTPICK_CMAKE_ARGS:-}
+  cmake --build "$SOFTPICK_BUILD" -j "$(nproc)"
+}

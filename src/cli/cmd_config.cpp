@@ -1,0 +1,34 @@
+// softpick config CONFIG.json [--section.key=value ...]
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "config/config.h"
+#include "core/check.h"
+
+#include <iostream>
+
+namespace sp {
+
+int cmd_config(const Argv& argv) {
+  const CommandSpec spec{
+      "config", "CONFIG.json [--section.key=value ...]",
+      "Print the fully resolved config as JSON: defaults filled in, overrides applied, derived values added.",
+      {{"check-data", "", "also check that data.train_files and data.val_files match shard files"},
+       {"keys", "", "print the reference of every key (section, key, type, default, meaning) as Markdown"}},
+      0, 1, true};
+  ParsedArgs a = parse_args(spec, argv);
+  if (a.help) {
+    std::cout << usage(spec);
+    return 0;
+  }
+  if (a.has("keys")) {
+    std::cout << config_reference_markdown();
+    return 0;
+  }
+  if (a.positional.empty()) usage_fail("missing CONFIG.json\n{}", usage(spec));
+  Config c = load_config(a.positional[0], a.overrides);
+  if (a.has("check-data")) validate_data_files(c);
+  std::cout << to_json(c, derive(c)).dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace sp

@@ -1,0 +1,21 @@
+// The subcommands of `softpick`. Each takes its arguments (after the command name) and returns the exit
+// code; bad input is reported by throwing sp::Error, which main() prints.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace sp {
+
+using Argv = std::vector<std::string>;
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(const Argv& args);
+};
+
+int cmd_config(const Argv& args);
+int cmd_data(const Argv& args);
+
+}  // namespace sp

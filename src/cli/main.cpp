@@ -1,0 +1,49 @@
+// softpick: pretrain Llama-style models with softmax or softpick attention. See README.md.
+#include "cli/commands.h"
+#include "core/check.h"
+#include "core/log.h"
+
+#include <cstdio>
+
+namespace {
+
+const sp::Command kCommands[] = {
+    {"config", "print the fully resolved run config (defaults, overrides, derived values)", sp::cmd_config},
+    {"data", "inspect and validate token shards", sp::cmd_data},
+};
+
+void print_usage(std::FILE* out) {
+  std::fprintf(out, "usage: softpick <command> [options]\n\ncommands:\n");
+  for (const auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nRun `softpick <command> --help` for the options of a command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sp::init_logging("info");
+  if (argc < 2) {
+    print_usage(stderr);
+    return int(sp::ExitCode::Usage);
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(stdout);
+    return 0;
+  }
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(sp::Argv(argv + 2, argv + argc));
+    } catch (const sp::Error& e) {
+      spdlog::error("{}", e.what());
+      return int(e.code());
+    } catch (const std::exception& e) {
+      spdlog::error("{}", e.what());
+      return int(sp::ExitCode::Failure);
+    }
+  }
+  std::fprintf(stderr, "softpick: unknown command '%s'\n\n", name.c_str());
+  print_usage(stderr);
+  return int(sp::ExitCode::Usage);
+}

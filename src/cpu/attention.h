@@ -1,0 +1,48 @@
+// Causal multi-head attention on the CPU, forward and backward, for every normaliser of the paper:
+// softmax, softpick and rectified softmax (design §3.1, §3.2; derivation in docs/attention.md).
+//
+// Two implementations with the same contract:
+//   * attention_forward / attention_backward: flash-style, tiled over keys with an online (running-max)
+//     normaliser. The T x T score matrix is never stored; the backward pass recomputes scores from q, k and
+//     the per-row statistic `lse` that the forward pass saves.
+//   * attention_naive_forward / attention_naive_backward: materialise the full probability matrix. Used by
+//     tests as the reference and by analysis tools that need attention maps.
+//
+// Layouts (row-major, contiguous):
+//   q, out, dq, dout : (B, T, H, D)
+//   k, v, dk, dv     : (B, T, Hkv, D)     query head h reads kv head h / (H / Hkv)
+//   lse              : (B, H, T)          per-row log-normaliser saved for the backward pass
+//   probs            : (B, H, T, T)       naive only; zero above the diagonal
+// Scores are s = (q . k) / sqrt(D), causal: query t sees keys 0..t.
+// Backward convention: dq, dk and dv are overwritten (they are activation gradients).
+// Templated on the element type; instantiated for float (training) and double (gradient checks).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sp {
+
+enum class Normaliser { Softmax, Softpick, Rectified };
+
+struct AttentionShape {
+  int64_t B, T, H, Hkv, D;
+  Normaliser norm = Normaliser::Softmax;
+  double softpick_eps = 1e-6;
+};
+
+template <class T>
+void attention_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* out, T* lse);
+
+template <class T>
+void attention_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* out,
+                        const T* dout, const T* lse, T* dq, T* dk, T* dv);
+
+template <class T>
+void attention_naive_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* out, T* probs);
+
+template <class T>
+void attention_naive_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* probs,
+                              const T* dout, T* dq, T* dk, T* dv);
+
+}  // namespace sp
