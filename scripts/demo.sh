@@ -20,7 +20,7 @@ else
     case "$f" in *.dat|*.u8) continue ;; esac
     [ -f "$f" ] && fortunes+=("$f")
   done
-  python3 "$SOFTPICK_ROOT/scripts/prepare_data.py" --input "${fortunes[@]}" --format text --doc-separator % \
+  python3 "$SOFTPICK_ROOT/scripts/prepare_data.py" --input "${fortunes[@]}" --format text --doc-separator % --encoding-errors replace \
     --tokenizer byte --val-fraction 0.05 --out-dir "$DEMO_DIR" --name demo
 fi
 

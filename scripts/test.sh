@@ -19,4 +19,5 @@ else
   echo "no GPU: gpu tests excluded"
 fi
 cd "$SOFTPICK_BUILD"
-ctest --output-on-failure -j "$(nproc)" "${exclude[@]}"
+# One test at a time: each one uses every core through OpenMP, and two at once would oversubscribe them.
+ctest --output-on-failure "${exclude[@]}"

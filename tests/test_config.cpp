@@ -164,8 +164,9 @@ TEST_CASE("resolved config round-trips through JSON", "[unit]") {
 }
 
 TEST_CASE("docs/configs.md lists every key as the binary does", "[unit]") {
-  // Regenerate the table with: build/softpick config --keys
+  // Regenerate the table with: scripts/update_config_docs.sh
   std::string doc = sp::test::read_text(std::string(SOFTPICK_SOURCE_DIR) + "/docs/configs.md");
+  INFO("docs/configs.md is out of date: run scripts/update_config_docs.sh");
   CHECK(doc.find(config_reference_markdown()) != std::string::npos);
 }
 

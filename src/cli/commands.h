@@ -17,5 +17,7 @@ struct Command {
 
 int cmd_config(const Argv& args);
 int cmd_data(const Argv& args);
+int cmd_train(const Argv& args);
+int cmd_bench(const Argv& args);
 
 }  // namespace sp

@@ -10,6 +10,8 @@ namespace {
 const sp::Command kCommands[] = {
     {"config", "print the fully resolved run config (defaults, overrides, derived values)", sp::cmd_config},
     {"data", "inspect and validate token shards", sp::cmd_data},
+    {"train", "train a model from a config", sp::cmd_train},
+    {"bench", "measure training and attention throughput on this machine", sp::cmd_bench},
 };
 
 void print_usage(std::FILE* out) {

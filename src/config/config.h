@@ -65,8 +65,8 @@ struct TrainingConfig {
 };
 
 struct DataConfig {
-  std::string train_files = "data/fineweb-edu/train_*.bin";  // glob pattern of token shards
-  std::string val_files = "data/fineweb-edu/val_*.bin";
+  std::string train_files = "data/fineweb-edu/fineweb-edu_train_*.bin";  // glob pattern of token shards
+  std::string val_files = "data/fineweb-edu/fineweb-edu_val_*.bin";
   std::string tokenizer = "byte";  // "byte", or the path of a Hugging Face tokenizer.json
 };
 

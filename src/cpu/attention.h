@@ -11,25 +11,27 @@
 // Layouts (row-major, contiguous):
 //   q, out, dq, dout : (B, T, H, D)
 //   k, v, dk, dv     : (B, T, Hkv, D)     query head h reads kv head h / (H / Hkv)
-//   lse              : (B, H, T)          per-row log-normaliser saved for the backward pass
+//   lse              : (B, H, T)          per-row log-normaliser saved for the backward pass; +inf for
+//                                         rows that output zero (softpick: no score > 0; rectified: no
+//                                         score >= 0), which makes their gradient exactly zero
 //   probs            : (B, H, T, T)       naive only; zero above the diagonal
-// Scores are s = (q . k) / sqrt(D), causal: query t sees keys 0..t.
+// Scores are s = (q . k) / sqrt(D), causal: query t sees keys 0..t; future keys take no part at all (for
+// softpick they are left out of the denominator, not masked with -inf). softpick_eps is added to the
+// denominator after the max shift, as in the paper's kernel.
 // Backward convention: dq, dk and dv are overwritten (they are activation gradients).
+// The flash functions parallelise with OpenMP (forward over (b, h, query block), backward over (b, kv head))
+// and give the same bits for any thread count; extra memory is O(tile) per thread.
 // Templated on the element type; instantiated for float (training) and double (gradient checks).
 #pragma once
+
+#include "backend/op_args.h"
 
 #include <cstddef>
 #include <cstdint>
 
 namespace sp {
 
-enum class Normaliser { Softmax, Softpick, Rectified };
-
-struct AttentionShape {
-  int64_t B, T, H, Hkv, D;
-  Normaliser norm = Normaliser::Softmax;
-  double softpick_eps = 1e-6;
-};
+// Normaliser and AttentionShape are defined in backend/op_args.h.
 
 template <class T>
 void attention_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* out, T* lse);

@@ -1,0 +1,96 @@
+// The backend interface: every operation the model needs, on backend-owned buffers.
+//
+// The model (src/model/model.cpp) is written once against this interface; a backend implements it.
+// The CPU backend (src/cpu/) is the fp32 reference, and runs in fp64 for gradient checks; the CUDA backend
+// implements the same calls with kernels from kernels/.
+//
+// Conventions
+//   * Buffers know their dtype. Activations use compute_dtype(); parameters, gradients and optimizer state
+//     use param_dtype(). Token and target buffers are I32.
+//   * Calls may run asynchronously (the CUDA backend enqueues them on a stream). The sync points are the
+//     calls that return a host value (lm_head_loss, sum_squares), download() and sync().
+//   * Shapes and the forward/backward conventions (which gradients overwrite, which accumulate) are those of
+//     the CPU reference headers named next to each group; the backend checks sizes.
+#pragma once
+
+#include "backend/op_args.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace sp {
+
+enum class DType { F32, F64, BF16, I32 };
+
+size_t dtype_size(DType dt);
+const char* dtype_name(DType dt);
+
+// A view of backend-owned memory: pointer, element count, dtype. Copying a Buffer does not copy memory.
+struct Buffer {
+  void* ptr = nullptr;
+  size_t numel = 0;
+  DType dtype = DType::F32;
+
+  Buffer slice(size_t offset, size_t n) const;  // elements [offset, offset + n)
+  explicit operator bool() const { return ptr != nullptr; }
+};
+
+class Backend {
+public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  virtual DType compute_dtype() const = 0;
+  virtual DType param_dtype() const = 0;
+
+  // ---- memory ----
+  virtual Buffer alloc(size_t numel, DType dt) = 0;  // zero-filled
+  virtual void release(Buffer b) = 0;
+  virtual void upload(Buffer dst, std::span<const float> src) = 0;  // converts to dst's dtype
+  virtual void upload(Buffer dst, std::span<const double> src) = 0;
+  virtual void upload(Buffer dst, std::span<const int32_t> src) = 0;
+  virtual void download(std::span<float> dst, Buffer src) = 0;
+  virtual void download(std::span<double> dst, Buffer src) = 0;
+  virtual void sync() = 0;
+
+  // ---- elementwise (residual stream) ----
+  virtual void fill_zero(Buffer x) = 0;
+  virtual void copy(Buffer dst, Buffer src) = 0;
+  virtual void accumulate(Buffer dst, Buffer src) = 0;  // dst += src
+
+  // ---- layers: src/cpu/{embedding,rmsnorm,matmul,rope,ssmax,attention,swiglu,lm_head}.h ----
+  virtual void embedding_forward(Buffer out, Buffer tokens, Buffer wte, size_t N, size_t C) = 0;
+  virtual void embedding_backward(Buffer dwte, Buffer dout, Buffer tokens, size_t N, size_t C) = 0;
+  virtual void rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer w, size_t N, size_t C, double eps) = 0;
+  virtual void rmsnorm_backward(Buffer dx, Buffer dw, Buffer dout, Buffer x, Buffer w, Buffer rstd, size_t N,
+                                size_t C) = 0;
+  virtual void matmul_forward(Buffer out, Buffer inp, Buffer w, size_t N, size_t IC, size_t OC) = 0;
+  virtual void matmul_backward(Buffer dinp, Buffer dw, Buffer dout, Buffer inp, Buffer w, size_t N, size_t IC,
+                               size_t OC, bool accumulate_dinp) = 0;
+  virtual void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta) = 0;
+  virtual void rope_backward(Buffer dx, size_t B, size_t T, size_t Hx, size_t D, double theta) = 0;
+  virtual void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D) = 0;
+  virtual void ssmax_backward(Buffer dq_in, Buffer ds, Buffer dq_out, Buffer q_in, Buffer s, size_t B, size_t T,
+                              size_t H, size_t D) = 0;
+  virtual void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v,
+                                 const AttentionShape& s) = 0;
+  virtual void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out,
+                                  Buffer dout, Buffer lse, const AttentionShape& s) = 0;
+  virtual void swiglu_forward(Buffer out, Buffer gate, Buffer up, size_t n) = 0;
+  virtual void swiglu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n) = 0;
+  // Fused LM head + cross-entropy; dx and dw may be empty Buffers for evaluation. Sync point.
+  virtual LossSum lm_head_loss(Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,
+                               Buffer dw, double grad_scale) = 0;
+  virtual void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) = 0;
+
+  // ---- optimizer: src/cpu/adamw.h ----
+  virtual void adamw_update(Buffer param, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) = 0;
+  virtual double sum_squares(Buffer x) = 0;  // sync point
+};
+
+// "cpu" (fp32) or "cpu-f64" (the double-precision reference used by gradient checks).
+std::unique_ptr<Backend> make_backend(const std::string& kind, int threads = 0);
+
+}  // namespace sp

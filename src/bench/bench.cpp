@@ -1,0 +1,144 @@
+#include "bench/bench.h"
+
+#include "backend/backend.h"
+#include "core/check.h"
+#include "core/rng.h"
+#include "cpu/attention.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+#include "train/perf.h"
+
+#include <sys/resource.h>
+
+#include <omp.h>
+
+#include <cstdio>
+
+namespace sp {
+
+namespace {
+
+double peak_rss_mib() {
+  struct rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+// Times one training configuration: forward, loss+backward, optimizer; returns nothing, prints a table row.
+void bench_training(const std::string& label, const Config& cfg, int64_t steps, double peak_gflops) {
+  const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
+  const Derived d = derive(cfg);
+  auto backend = make_backend("cpu", cfg.training.threads ? int(*cfg.training.threads) : 0);
+  Model model(cfg.model, *backend);
+  model.init_weights(uint64_t(cfg.training.seed));
+  AdamW opt(cfg.optimizer, model);
+  Activations acts = model.make_activations(B, T);
+  std::vector<int32_t> tokens(size_t(B * T)), targets(size_t(B * T));
+  Rng rng(1);
+  for (auto& t : tokens) t = int32_t(rng.below(uint64_t(cfg.model.vocab_size)));
+  for (auto& t : targets) t = int32_t(rng.below(uint64_t(cfg.model.vocab_size)));
+  double t_fwd = 0, t_bwd = 0, t_opt = 0;
+  for (int64_t s = 0; s <= steps; ++s) {  // step 0 warms up
+    Stopwatch sw;
+    model.zero_grads();
+    model.forward(acts, tokens, B, T);
+    const double f = sw.seconds();
+    model.loss(acts, targets, true, 1.0 / double(B * T));
+    model.backward(acts);
+    const double b = sw.seconds();
+    opt.step(1e-4, s + 1, clip_scale(opt.grad_norm(), 1.0));
+    const double o = sw.seconds();
+    if (s == 0) continue;
+    t_fwd += f;
+    t_bwd += b - f;
+    t_opt += o - b;
+  }
+  const double step_s = (t_fwd + t_bwd + t_opt) / double(steps);
+  const double tok_s = double(B * T) / step_s;
+  const double gflops = tok_s * d.flops_per_token / 1e9;
+  std::printf("%-34s %8.1f %8.1f %8.1f %9.1f %10.0f %9.1f %6.1f%%\n", label.c_str(), 1e3 * t_fwd / double(steps),
+              1e3 * t_bwd / double(steps), 1e3 * t_opt / double(steps), 1e3 * step_s, tok_s, gflops,
+              100.0 * gflops / peak_gflops);
+  model.free_activations(acts);
+}
+
+struct AttnTiming {
+  double fwd_ms = 0, bwd_ms = 0;
+};
+
+AttnTiming time_attention(const AttentionShape& s, bool naive, int reps) {
+  const size_t nq = size_t(s.B * s.T * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
+  std::vector<float> q(nq), k(nkv), v(nkv), out(nq), dout(nq), dq(nq), dk(nkv), dv(nkv);
+  std::vector<float> lse(size_t(s.B * s.H * s.T));
+  std::vector<float> probs(naive ? size_t(s.B * s.H) * size_t(s.T) * size_t(s.T) : 0);
+  Rng rng(3);
+  for (auto* x : {&q, &k, &v, &dout})
+    for (auto& e : *x) e = float(rng.normal());
+  AttnTiming t;
+  for (int r = 0; r <= reps; ++r) {  // r = 0 warms up
+    Stopwatch sw;
+    if (naive) attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
+    else attention_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+    const double f = sw.seconds();
+    if (naive) attention_naive_backward(s, q.data(), k.data(), v.data(), probs.data(), dout.data(), dq.data(), dk.data(), dv.data());
+    else attention_backward(s, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data());
+    const double b = sw.seconds() - f;
+    if (r == 0) continue;
+    t.fwd_ms += 1e3 * f / reps;
+    t.bwd_ms += 1e3 * b / reps;
+  }
+  return t;
+}
+
+void bench_attention(const Config& cfg, const BenchOptions& opt) {
+  const int64_t H = cfg.model.num_heads, Hkv = *cfg.model.num_kv_heads, D = cfg.model.hidden_size / H;
+  std::printf("\nattention alone: B=1, H=%lld, Hkv=%lld, D=%lld, causal; GFLOP/s in the FlashAttention convention\n"
+              "(forward 4 B T^2 H D / 2, backward 2.5x forward); peak RSS is the process's after the run\n",
+              (long long)H, (long long)Hkv, (long long)D);
+  std::printf("%-6s %-10s %-6s %10s %10s %10s %10s %12s\n", "T", "normaliser", "impl", "fwd ms", "bwd ms", "fwd GF/s",
+              "bwd GF/s", "peak RSS MiB");
+  // flash first, in increasing T, so the peak RSS column shows what flash attention needs
+  for (bool naive : {false, true}) {
+    for (int64_t T : opt.attention_T) {
+      if (naive && T > opt.naive_max_T) continue;
+      double softmax_total = 0;
+      for (Normaliser n : {Normaliser::Softmax, Normaliser::Softpick}) {
+        AttentionShape s{1, T, H, Hkv, D, n, cfg.model.softpick_eps};
+        const int reps = T <= 1024 ? 3 : 1;
+        AttnTiming t = time_attention(s, naive, reps);
+        const double fwd_flop = 4.0 * double(T) * double(T) * double(H) * double(D) / 2.0;
+        std::printf("%-6lld %-10s %-6s %10.2f %10.2f %10.1f %10.1f %12.0f", (long long)T,
+                    n == Normaliser::Softmax ? "softmax" : "softpick", naive ? "naive" : "flash", t.fwd_ms, t.bwd_ms,
+                    fwd_flop / (t.fwd_ms * 1e6), 2.5 * fwd_flop / (t.bwd_ms * 1e6), peak_rss_mib());
+        if (n == Normaliser::Softmax) softmax_total = t.fwd_ms + t.bwd_ms;
+        else std::printf("   softpick/softmax %.2fx", (t.fwd_ms + t.bwd_ms) / softmax_total);
+        std::printf("\n");
+        std::fflush(stdout);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void run_bench(const Config& cfg, const BenchOptions& opt) {
+  if (cfg.training.threads) omp_set_num_threads(int(*cfg.training.threads));
+  const double peak = measure_gemm_gflops(1024, 1.0);
+  std::printf("machine: %d threads; fp32 GEMM (1024^3 sgemm, the CPU peak): %.1f GFLOP/s\n", omp_get_max_threads(), peak);
+  if (opt.train) {
+    std::printf("\ntraining step: B=%lld, T=%lld, attention %s; GFLOP/s = tokens/s x FLOPs/token (design section 5)\n",
+                (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str());
+    std::printf("%-34s %8s %8s %8s %9s %10s %9s %7s\n", "model", "fwd ms", "bwd ms", "opt ms", "step ms", "tokens/s",
+                "GFLOP/s", "of peak");
+    bench_training(fmt::format("as configured ({} layers)", cfg.model.num_hidden_layers), cfg, opt.steps, peak);
+    // one block alone: the same layer shape with a 64-token vocabulary, so embedding and LM head are negligible
+    Config block = cfg;
+    block.model.num_hidden_layers = 1;
+    block.model.vocab_size = 64;
+    block.model.tie_word_embeddings = false;
+    bench_training("one block (vocab 64)", block, opt.steps, peak);
+  }
+  if (opt.attention) bench_attention(cfg, opt);
+}
+
+}  // namespace sp

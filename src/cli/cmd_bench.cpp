@@ -1,0 +1,54 @@
+// softpick bench CONFIG.json [--section.key=value ...]
+#include "bench/bench.h"
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "config/config.h"
+#include "core/check.h"
+
+#include <iostream>
+#include <sstream>
+
+namespace sp {
+
+int cmd_bench(const Argv& argv) {
+  const CommandSpec spec{
+      "bench", "CONFIG.json [--steps=N] [--attention-T=256,512,...] [--only=train|attention] [--section.key=value ...]",
+      "Measure training-step time, tokens/s and GFLOP/s against this CPU's fp32 GEMM rate, and attention alone "
+      "(flash vs naive, softpick vs softmax) over a range of sequence lengths.",
+      {{"steps", "N", "timed training steps after one warm-up step (default 3)"},
+       {"attention-T", "LIST", "comma-separated sequence lengths for the attention table (default 256..4096)"},
+       {"only", "WHAT", "run only the `train` or the `attention` part"}},
+      1, 1, true};
+  ParsedArgs a = parse_args(spec, argv);
+  if (a.help) {
+    std::cout << usage(spec);
+    return 0;
+  }
+  Config c = load_config(a.positional[0], a.overrides);
+  BenchOptions opt;
+  if (auto s = a.get_int("steps")) {
+    if (*s < 1) usage_fail("--steps={}: must be at least 1", *s);
+    opt.steps = *s;
+  }
+  if (auto list = a.get("attention-T")) {
+    opt.attention_T.clear();
+    std::stringstream ss(*list);
+    for (std::string item; std::getline(ss, item, ',');) {
+      try {
+        opt.attention_T.push_back(std::stoll(item));
+      } catch (const std::exception&) {
+        usage_fail("--attention-T={}: \"{}\" is not an integer", *list, item);
+      }
+      if (opt.attention_T.back() < 1) usage_fail("--attention-T: sequence lengths must be positive");
+    }
+  }
+  if (auto only = a.get("only")) {
+    if (*only != "train" && *only != "attention") usage_fail("--only={}: use train or attention", *only);
+    opt.train = *only == "train";
+    opt.attention = *only == "attention";
+  }
+  run_bench(c, opt);
+  return 0;
+}
+
+}  // namespace sp

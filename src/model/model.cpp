@@ -1,0 +1,238 @@
+#include "model/model.h"
+
+#include "core/check.h"
+#include "core/rng.h"
+
+namespace sp {
+
+Normaliser normaliser_from_name(const std::string& name) {
+  if (name == "softmax") return Normaliser::Softmax;
+  if (name == "softpick") return Normaliser::Softpick;
+  if (name == "rectified") return Normaliser::Rectified;
+  usage_fail("model.attention = \"{}\": use softmax, softpick or rectified", name);
+}
+
+Model::Model(const ModelConfig& cfg, Backend& backend)
+    : cfg_(cfg), be_(backend), specs_(param_specs(cfg)) {
+  C_ = cfg.hidden_size;
+  L_ = cfg.num_hidden_layers;
+  H_ = cfg.num_heads;
+  Hkv_ = *cfg.num_kv_heads;
+  D_ = C_ / H_;
+  F_ = *cfg.intermediate_size;
+  V_ = cfg.vocab_size;
+  params_ = be_.alloc(flat_size(specs_), be_.param_dtype());
+  grads_ = be_.alloc(flat_size(specs_), be_.param_dtype());
+  w_ = views(params_);
+  g_ = views(grads_);
+}
+
+Model::~Model() {
+  be_.release(params_);
+  be_.release(grads_);
+}
+
+Buffer Model::tensor(Buffer flat, const std::string& name) const {
+  for (const auto& s : specs_)
+    if (s.name == name) return flat.slice(s.offset, s.numel);
+  SP_ASSERT(false, "no parameter named {}", name);
+  return {};
+}
+
+ModelTensors Model::views(Buffer flat) const {
+  ModelTensors t;
+  t.embed = tensor(flat, "model.embed_tokens.weight");
+  t.norm = tensor(flat, "model.norm.weight");
+  t.lm_head = cfg_.tie_word_embeddings ? t.embed : tensor(flat, "lm_head.weight");
+  for (int64_t l = 0; l < L_; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerTensors x;
+    x.ln1 = tensor(flat, p + "input_layernorm.weight");
+    x.q = tensor(flat, p + "self_attn.q_proj.weight");
+    x.k = tensor(flat, p + "self_attn.k_proj.weight");
+    x.v = tensor(flat, p + "self_attn.v_proj.weight");
+    x.o = tensor(flat, p + "self_attn.o_proj.weight");
+    if (cfg_.ssmax) x.ssmax = tensor(flat, p + "self_attn.ssmax_scale");
+    x.ln2 = tensor(flat, p + "post_attention_layernorm.weight");
+    x.gate = tensor(flat, p + "mlp.gate_proj.weight");
+    x.up = tensor(flat, p + "mlp.up_proj.weight");
+    x.down = tensor(flat, p + "mlp.down_proj.weight");
+    t.layers.push_back(x);
+  }
+  return t;
+}
+
+void Model::init_weights(uint64_t seed) {
+  std::vector<double> host;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const ParamSpec& s = specs_[i];
+    host.assign(s.numel, 0.0);
+    Rng rng(mix_seed(seed, 0x1A17, i));
+    switch (s.role) {
+      case ParamRole::Embedding:
+      case ParamRole::Matmul:
+      case ParamRole::LmHead:
+        for (auto& x : host) x = rng.normal() * cfg_.initializer_range;
+        break;
+      case ParamRole::Norm: host.assign(s.numel, 1.0); break;
+      case ParamRole::Scale: host.assign(s.numel, cfg_.ssmax_init); break;
+    }
+    be_.upload(params_.slice(s.offset, s.numel), std::span<const double>(host));
+  }
+}
+
+void Model::zero_grads() { be_.fill_zero(grads_); }
+
+AttentionShape Model::attention_shape(int64_t B, int64_t T) const {
+  return AttentionShape{B, T, H_, Hkv_, D_, normaliser_from_name(cfg_.attention), cfg_.softpick_eps};
+}
+
+Activations Model::make_activations(int64_t B, int64_t T) {
+  const DType dt = be_.compute_dtype();
+  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  auto buf = [&](size_t n) { return be_.alloc(n, dt); };
+  Activations a;
+  a.B = B;
+  a.T = T;
+  a.tokens = be_.alloc(N, DType::I32);
+  a.targets = be_.alloc(N, DType::I32);
+  for (int64_t l = 0; l <= L_; ++l) a.resid.push_back(buf(N * C));
+  for (int64_t l = 0; l < L_; ++l) {
+    Activations::Layer x;
+    x.ln1 = buf(N * C);
+    x.rstd1 = buf(N);
+    x.q = buf(N * HD);
+    x.k = buf(N * KD);
+    x.v = buf(N * KD);
+    if (cfg_.ssmax) x.q_scaled = buf(N * HD);
+    x.att = buf(N * HD);
+    x.lse = buf(N * size_t(H_));
+    x.mid = buf(N * C);
+    x.ln2 = buf(N * C);
+    x.rstd2 = buf(N);
+    x.gate = buf(N * F);
+    x.up = buf(N * F);
+    x.act = buf(N * F);
+    a.layers.push_back(x);
+  }
+  a.final_norm = buf(N * C);
+  a.final_rstd = buf(N);
+  a.d_resid = buf(N * C);
+  a.d_ln = buf(N * C);
+  a.d_final = buf(N * C);
+  a.d_q = buf(N * HD);
+  if (cfg_.ssmax) a.d_q_scaled = buf(N * HD);
+  a.d_att = buf(N * HD);
+  a.d_k = buf(N * KD);
+  a.d_v = buf(N * KD);
+  a.d_gate = buf(N * F);
+  a.d_up = buf(N * F);
+  a.d_act = buf(N * F);
+  a.logits = buf(size_t(V_));
+  return a;
+}
+
+void Model::free_activations(Activations& a) {
+  std::vector<Buffer> all = {a.tokens, a.targets, a.final_norm, a.final_rstd, a.d_resid, a.d_ln, a.d_final,
+                             a.d_q, a.d_q_scaled, a.d_att, a.d_k, a.d_v, a.d_gate, a.d_up, a.d_act, a.logits};
+  all.insert(all.end(), a.resid.begin(), a.resid.end());
+  for (auto& x : a.layers)
+    all.insert(all.end(), {x.ln1, x.rstd1, x.q, x.k, x.v, x.q_scaled, x.att, x.lse, x.mid, x.ln2, x.rstd2, x.gate,
+                           x.up, x.act});
+  for (auto& b : all)
+    if (b) be_.release(b);
+  a = Activations{};
+}
+
+void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, int64_t T) {
+  SP_ASSERT(B >= 1 && T >= 1 && B <= a.B && T <= a.T, "forward ({}, {}) on activations for ({}, {})", B, T, a.B, a.T);
+  SP_ASSERT(tokens.size() == size_t(B * T), "forward: {} tokens for ({}, {})", tokens.size(), B, T);
+  a.cur_B = B;
+  a.cur_T = T;
+  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  const double eps = cfg_.norm_eps, theta = cfg_.rope_theta;
+  const AttentionShape shape = attention_shape(B, T);
+
+  be_.upload(a.tokens, tokens);
+  be_.embedding_forward(a.resid[0], a.tokens, w_.embed, N, C);
+  for (int64_t l = 0; l < L_; ++l) {
+    const LayerTensors& w = w_.layers[size_t(l)];
+    Activations::Layer& x = a.layers[size_t(l)];
+    // attention sub-block: mid = resid + o_proj(attention(rmsnorm(resid)))
+    be_.rmsnorm_forward(x.ln1, x.rstd1, a.resid[size_t(l)], w.ln1, N, C, eps);
+    be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
+    be_.matmul_forward(x.k, x.ln1, w.k, N, C, KD);
+    be_.matmul_forward(x.v, x.ln1, w.v, N, C, KD);
+    be_.rope_forward(x.q, size_t(B), size_t(T), size_t(H_), size_t(D_), theta);
+    be_.rope_forward(x.k, size_t(B), size_t(T), size_t(Hkv_), size_t(D_), theta);
+    Buffer q_att = x.q;
+    if (cfg_.ssmax) {
+      be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(H_), size_t(D_));
+      q_att = x.q_scaled;
+    }
+    be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, shape);
+    be_.matmul_forward(x.mid, x.att, w.o, N, HD, C);
+    be_.accumulate(x.mid.slice(0, N * C), a.resid[size_t(l)].slice(0, N * C));
+    // MLP sub-block: resid' = mid + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rmsnorm(mid)
+    be_.rmsnorm_forward(x.ln2, x.rstd2, x.mid, w.ln2, N, C, eps);
+    be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
+    be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
+    be_.swiglu_forward(x.act, x.gate, x.up, N * F);
+    be_.matmul_forward(a.resid[size_t(l) + 1], x.act, w.down, N, F, C);
+    be_.accumulate(a.resid[size_t(l) + 1].slice(0, N * C), x.mid.slice(0, N * C));
+  }
+  be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(L_)], w_.norm, N, C, eps);
+}
+
+LossSum Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
+  const size_t N = size_t(a.cur_B * a.cur_T);
+  SP_ASSERT(targets.size() == N, "loss: {} targets for {} positions", targets.size(), N);
+  be_.upload(a.targets, targets);
+  return be_.lm_head_loss(a.final_norm, w_.lm_head, a.targets, N, size_t(C_), size_t(V_),
+                          with_grad ? a.d_final : Buffer{}, with_grad ? g_.lm_head : Buffer{}, grad_scale);
+}
+
+void Model::backward(Activations& a) {
+  const int64_t B = a.cur_B, T = a.cur_T;
+  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  const double theta = cfg_.rope_theta;
+  const AttentionShape shape = attention_shape(B, T);
+
+  // d_resid carries dL/d(residual stream) down through the blocks
+  be_.fill_zero(a.d_resid);
+  be_.rmsnorm_backward(a.d_resid, g_.norm, a.d_final, a.resid[size_t(L_)], w_.norm, a.final_rstd, N, C);
+  for (int64_t l = L_ - 1; l >= 0; --l) {
+    const LayerTensors& w = w_.layers[size_t(l)];
+    const LayerTensors& g = g_.layers[size_t(l)];
+    Activations::Layer& x = a.layers[size_t(l)];
+    // MLP sub-block; the skip path leaves d_resid as it is, the norm path adds to it
+    be_.matmul_backward(a.d_act, g.down, a.d_resid, x.act, w.down, N, F, C, false);
+    be_.swiglu_backward(a.d_gate, a.d_up, a.d_act, x.gate, x.up, N * F);
+    be_.matmul_backward(a.d_ln, g.gate, a.d_gate, x.ln2, w.gate, N, C, F, false);
+    be_.matmul_backward(a.d_ln, g.up, a.d_up, x.ln2, w.up, N, C, F, true);
+    be_.rmsnorm_backward(a.d_resid, g.ln2, a.d_ln, x.mid, w.ln2, x.rstd2, N, C);
+    // attention sub-block
+    be_.matmul_backward(a.d_att, g.o, a.d_resid, x.att, w.o, N, HD, C, false);
+    const Buffer q_att = cfg_.ssmax ? x.q_scaled : x.q;
+    const Buffer d_q_att = cfg_.ssmax ? a.d_q_scaled : a.d_q;
+    be_.attention_backward(d_q_att, a.d_k, a.d_v, q_att, x.k, x.v, x.att, a.d_att, x.lse, shape);
+    if (cfg_.ssmax)
+      be_.ssmax_backward(a.d_q, g.ssmax, a.d_q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(H_), size_t(D_));
+    be_.rope_backward(a.d_q, size_t(B), size_t(T), size_t(H_), size_t(D_), theta);
+    be_.rope_backward(a.d_k, size_t(B), size_t(T), size_t(Hkv_), size_t(D_), theta);
+    be_.matmul_backward(a.d_ln, g.q, a.d_q, x.ln1, w.q, N, C, HD, false);
+    be_.matmul_backward(a.d_ln, g.k, a.d_k, x.ln1, w.k, N, C, KD, true);
+    be_.matmul_backward(a.d_ln, g.v, a.d_v, x.ln1, w.v, N, C, KD, true);
+    be_.rmsnorm_backward(a.d_resid, g.ln1, a.d_ln, a.resid[size_t(l)], w.ln1, x.rstd1, N, C);
+  }
+  be_.embedding_backward(g_.embed, a.d_resid, a.tokens, N, C);
+}
+
+void Model::last_logits(Activations& a, std::span<float> logits) {
+  SP_ASSERT(logits.size() == size_t(V_), "last_logits: {} slots for {} logits", logits.size(), V_);
+  const Buffer row = a.final_norm.slice(size_t(a.cur_T - 1) * size_t(C_), size_t(C_));
+  be_.lm_head_logits(a.logits, row, w_.lm_head, size_t(C_), size_t(V_));
+  be_.download(logits, a.logits);
+}
+
+}  // namespace sp

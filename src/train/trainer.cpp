@@ -1,0 +1,222 @@
+#include "train/trainer.h"
+
+#include "backend/backend.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "model/model.h"
+#include "train/metrics.h"
+#include "train/optimizer.h"
+#include "train/perf.h"
+#include "train/sample.h"
+#include "train/schedule.h"
+
+#include <omp.h>
+
+#include <atomic>
+#include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+
+namespace sp {
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+
+// The first Ctrl-C (or SIGTERM) asks the loop to stop after the current step; a second one kills.
+void on_stop_signal(int) {
+  g_stop_requested = true;
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+// windows (B, T+1) -> inputs (B, T) = tokens 0..T-1, targets (B, T) = tokens 1..T
+void split_windows(const std::vector<int32_t>& windows, int64_t B, int64_t T, std::vector<int32_t>& inputs,
+                   std::vector<int32_t>& targets) {
+  inputs.resize(size_t(B * T));
+  targets.resize(size_t(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      inputs[size_t(b * T + t)] = windows[size_t(b * (T + 1) + t)];
+      targets[size_t(b * T + t)] = windows[size_t(b * (T + 1) + t + 1)];
+    }
+}
+
+// Mean validation loss over the first `batches` batches of the (unshuffled) val stream.
+double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batches, int64_t B, int64_t T) {
+  std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
+  val.rewind();
+  LossSum total;
+  for (int64_t i = 0; i < batches; ++i) {
+    val.next(windows);
+    split_windows(windows, B, T, inputs, targets);
+    model.forward(acts, inputs, B, T);
+    LossSum l = model.loss(acts, targets, /*with_grad=*/false, 0.0);
+    total.sum += l.sum;
+    total.count += l.count;
+  }
+  return total.sum / double(std::max<int64_t>(1, total.count));
+}
+
+std::string sample_text(Model& model, Activations& acts, const Tokenizer& tok, const Config& cfg, int64_t step) {
+  SampleOptions opt;
+  opt.max_new_tokens = cfg.logging.sample_tokens;
+  opt.seed = mix_seed(uint64_t(cfg.training.seed), 0x5A3B1E, uint64_t(step));  // independent of training state
+  auto ids = generate(model, acts, {int32_t(cfg.model.bos_token_id)}, opt);
+  return tok.decode(ids);
+}
+
+LoaderOptions loader_options(const Config& c, bool shuffle) {
+  LoaderOptions o;
+  o.batch_size = c.training.batch_size;
+  o.seq_len = c.training.seq_len;
+  o.vocab_size = c.model.vocab_size;
+  o.bos_token_id = c.model.bos_token_id;
+  o.seed = uint64_t(c.training.seed);
+  o.shuffle = shuffle;
+  return o;
+}
+
+}  // namespace
+
+TrainSummary train(const Config& cfg) {
+  const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
+  const int64_t accum = cfg.training.gradient_accumulation_steps;
+  const Derived derived = derive(cfg);
+
+  // ---- set up: run directory, config, backend, model, optimizer, data ----
+  init_logging(cfg.logging.level);
+  validate_data_files(cfg);
+  const std::filesystem::path run_dir(cfg.training.run_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(run_dir, ec);
+  if (ec) fail("training.run_dir = \"{}\": cannot create it ({})", run_dir.string(), ec.message());
+  const std::string resolved = to_json(cfg).dump(2);
+  spdlog::info("resolved config:\n{}", to_json(cfg, derived).dump(2));
+  {
+    std::ofstream out(run_dir / "config.json");
+    out << resolved << "\n";
+    if (!out) fail("{}: cannot write the resolved config", (run_dir / "config.json").string());
+  }
+  MetricsLog metrics((run_dir / "metrics.jsonl").string());
+
+  const int threads = cfg.training.threads ? int(*cfg.training.threads) : omp_get_num_procs();
+  auto backend = make_backend("cpu", threads);
+  Model model(cfg.model, *backend);
+  model.init_weights(uint64_t(cfg.training.seed));
+  AdamW optimizer(cfg.optimizer, model);
+  Activations acts = model.make_activations(B, T);
+  Activations sample_acts = model.make_activations(1, T);
+
+  DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true), "data.train_files");
+  DataLoader val_data(glob_files(cfg.data.val_files), loader_options(cfg, false), "data.val_files");
+  const int64_t val_batches = std::clamp<int64_t>(cfg.logging.eval_tokens / (B * T), 1,
+                                                  int64_t(val_data.windows_per_epoch()) / B);
+  if (int64_t(val_data.windows_per_epoch()) < B)
+    fail("data.val_files: {} windows of {} tokens, fewer than one batch of {}; use more validation data or a "
+         "smaller training.batch_size", val_data.windows_per_epoch(), T + 1, B);
+  const Tokenizer tokenizer = Tokenizer::load(cfg.data.tokenizer);
+
+  const double peak_gflops = measure_gemm_gflops();
+  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} threads", derived.params_total,
+               derived.params_non_embedding, cfg.model.attention, cfg.model.ssmax ? " + SSMax" : "", threads);
+  spdlog::info("data: {} train tokens in {} windows, {} val batches; {} tokens per step", train_data.total_tokens(),
+               train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank);
+  spdlog::info("CPU peak (measured fp32 GEMM): {:.1f} GFLOP/s; writing {}", peak_gflops, metrics.path());
+
+  g_stop_requested = false;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+
+  // ---- the loop ----
+  TrainSummary summary;
+  std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
+  int64_t consecutive_skips = 0, updates = 0;
+  Stopwatch run_clock;
+  double tokens_per_s = 0;
+  for (int64_t step = 0; step < cfg.training.steps; ++step) {
+    if (step % cfg.logging.eval_interval == 0) {
+      const double val = evaluate(model, acts, val_data, val_batches, B, T);
+      if (step == 0) summary.first_val_loss = val;
+      summary.last_val_loss = val;
+      metrics.write({{"type", "eval"}, {"step", step}, {"val_loss", val}});
+      spdlog::info("step {:>6} | val loss {:.4f}", step, val);
+    }
+    if (step > 0 && step % cfg.logging.sample_interval == 0) {
+      const std::string text = sample_text(model, sample_acts, tokenizer, cfg, step);
+      metrics.write({{"type", "sample"}, {"step", step}, {"text", text}});
+      spdlog::info("sample at step {}:\n{}", step, text);
+    }
+
+    // one optimizer step: accum micro-batches of forward, loss, backward
+    Stopwatch step_clock;
+    const double lr = learning_rate(cfg, step);
+    model.zero_grads();
+    LossSum loss;
+    const double grad_scale = 1.0 / double(B * T * accum);  // gradients of the mean loss
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      train_data.next(windows);
+      split_windows(windows, B, T, inputs, targets);
+      model.forward(acts, inputs, B, T);
+      LossSum l = model.loss(acts, targets, /*with_grad=*/true, grad_scale);
+      model.backward(acts);
+      loss.sum += l.sum;
+      loss.count += l.count;
+    }
+    const double mean_loss = loss.sum / double(loss.count);
+    const double norm = optimizer.grad_norm();
+    const bool finite = std::isfinite(mean_loss) && std::isfinite(norm);
+    if (finite) {
+      optimizer.step(lr, ++updates, clip_scale(norm, cfg.training.max_norm));
+      consecutive_skips = 0;
+    } else {
+      ++summary.skipped_steps;
+      spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step,
+                   mean_loss, norm, ++consecutive_skips);
+      if (consecutive_skips >= cfg.training.max_skipped_steps)
+        fail("{} consecutive steps with a non-finite loss or gradient (training.max_skipped_steps); the run "
+             "diverged: lower optimizer.lr or check the data", consecutive_skips);
+    }
+    const double dt = step_clock.seconds();
+    tokens_per_s = double(B * T * accum) / dt;
+    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9);
+    summary.steps_done = step + 1;
+    summary.last_train_loss = mean_loss;
+
+    metrics.write({{"type", "train"}, {"step", step}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", norm},
+                   {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_ms", dt * 1e3},
+                   {"skipped", !finite}, {"elapsed_s", run_clock.seconds()}});
+    if (step % cfg.logging.log_interval == 0 || step + 1 == cfg.training.steps) {
+      const double eta = double(cfg.training.steps - step - 1) * run_clock.seconds() / double(step + 1);
+      spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {:.1f}% | ETA {}",
+                   step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, 100 * mfu, format_duration(eta));
+    }
+    if (g_stop_requested) {
+      spdlog::warn("stop requested: stopping after step {}", step);
+      summary.interrupted = true;
+      break;
+    }
+  }
+
+  // ---- the end: final evaluation and summary ----
+  const double val = evaluate(model, acts, val_data, val_batches, B, T);
+  summary.last_val_loss = val;
+  metrics.write({{"type", "eval"}, {"step", summary.steps_done}, {"val_loss", val}});
+  const std::string text = sample_text(model, sample_acts, tokenizer, cfg, summary.steps_done);
+  metrics.write({{"type", "sample"}, {"step", summary.steps_done}, {"text", text}});
+  spdlog::info("final sample:\n{}", text);
+  spdlog::info("done: {} steps in {} ({} skipped); train loss {:.4f}; val loss {:.4f} -> {:.4f}; metrics in {}",
+               summary.steps_done, format_duration(run_clock.seconds()), summary.skipped_steps,
+               summary.last_train_loss, summary.first_val_loss, summary.last_val_loss, metrics.path());
+  model.free_activations(acts);
+  model.free_activations(sample_acts);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  return summary;
+}
+
+}  // namespace sp

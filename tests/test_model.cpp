@@ -1,0 +1,208 @@
+// The whole model: gradients against finite differences, the loss at initialisation, overfitting one
+// batch, determinism. Tolerances: the gradient check runs in double precision, where central differences
+// with h = 1e-5 agree with analytic gradients to about 1e-7 relative; we ask for 1e-5.
+#include "backend/backend.h"
+#include "config/config.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+using namespace sp;
+
+namespace {
+
+constexpr double kGradRelTol = 1e-5;
+constexpr double kGradAbsTol = 1e-8;
+
+ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool tied = false, int64_t kv_heads = 2) {
+  Config c;
+  auto& m = c.model;
+  m.attention = attention;
+  m.ssmax = ssmax;
+  m.hidden_size = 16;
+  m.num_hidden_layers = 2;
+  m.num_heads = 4;
+  m.num_kv_heads = kv_heads;
+  m.intermediate_size = 24;
+  m.vocab_size = 23;
+  m.initializer_range = 0.3;  // large enough that attention scores spread over both signs
+  m.tie_word_embeddings = tied;
+  // softpick adds eps after the max shift, so the function computed is relu(e^x - 1) / (sum |e^x - 1| +
+  // eps e^m): it depends on the row max m through eps, a dependence the kernels (like the paper's) do not
+  // differentiate (docs/attention.md). With eps = 0 both forms are the same function, and finite
+  // differences test the gradient exactly.
+  m.softpick_eps = 0;
+  c.lr_scheduler.warmup_steps = 0;
+  resolve(c);
+  return c.model;
+}
+
+std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
+  return t;
+}
+
+double mean_loss(Model& m, Activations& a, const std::vector<int32_t>& in, const std::vector<int32_t>& tgt,
+                 int64_t B, int64_t T) {
+  m.forward(a, in, B, T);
+  LossSum l = m.loss(a, tgt, false, 0);
+  return l.sum / double(l.count);
+}
+
+}  // namespace
+
+TEST_CASE("whole-model gradients match finite differences (double precision)", "[model]") {
+  struct Variant {
+    const char* attention;
+    bool ssmax, tied;
+    int64_t kv_heads;
+  };
+  for (Variant v : {Variant{"softmax", false, false, 2}, Variant{"softpick", false, false, 2},
+                    Variant{"rectified", false, false, 4}, Variant{"softpick", true, true, 1},
+                    Variant{"softmax", true, false, 4}}) {
+    INFO("attention " << v.attention << " ssmax " << v.ssmax << " tied " << v.tied << " kv " << v.kv_heads);
+    auto be = make_backend("cpu-f64");
+    Model model(tiny_model(v.attention, v.ssmax, v.tied, v.kv_heads), *be);
+    model.init_weights(5);
+    const int64_t B = 2, T = 7;
+    Activations a = model.make_activations(B, T);
+    auto in = random_tokens(size_t(B * T), 23, 11), tgt = random_tokens(size_t(B * T), 23, 12);
+
+    model.zero_grads();
+    model.forward(a, in, B, T);
+    LossSum l = model.loss(a, tgt, true, 1.0 / double(B * T));
+    model.backward(a);
+    std::vector<double> params(model.params().numel), grads(model.grads().numel);
+    be->download(std::span<double>(params), model.params());
+    be->download(std::span<double>(grads), model.grads());
+    CHECK(std::isfinite(l.sum));
+
+    Rng pick(7);
+    int checked = 0;
+    for (const ParamSpec& s : model.specs()) {
+      for (int j = 0; j < 6; ++j) {  // a few random entries of every tensor
+        const size_t i = s.offset + size_t(pick.below(s.numel));
+        const double h = 1e-5, orig = params[i];
+        params[i] = orig + h;
+        be->upload(model.params(), std::span<const double>(params));
+        const double up = mean_loss(model, a, in, tgt, B, T);
+        params[i] = orig - h;
+        be->upload(model.params(), std::span<const double>(params));
+        const double down = mean_loss(model, a, in, tgt, B, T);
+        params[i] = orig;
+        be->upload(model.params(), std::span<const double>(params));
+        const double fd = (up - down) / (2 * h);
+        INFO(s.name << " [" << i - s.offset << "] analytic " << grads[i] << " numeric " << fd);
+        CHECK(std::fabs(grads[i] - fd) <= kGradAbsTol + kGradRelTol * std::fabs(fd));
+        ++checked;
+      }
+    }
+    CHECK(checked == 6 * int(model.specs().size()));
+    model.free_activations(a);
+  }
+}
+
+TEST_CASE("loss at initialisation is close to ln(vocab_size)", "[model]") {
+  Config c;
+  c.model.hidden_size = 64;
+  c.model.num_hidden_layers = 2;
+  c.model.num_heads = 4;
+  c.model.vocab_size = 259;
+  c.model.initializer_range = 0.006;
+  resolve(c);
+  for (const char* att : {"softmax", "softpick", "rectified"}) {
+    c.model.attention = att;
+    auto be = make_backend("cpu");
+    Model model(c.model, *be);
+    model.init_weights(79);
+    Activations a = model.make_activations(2, 32);
+    auto in = random_tokens(64, 259, 1), tgt = random_tokens(64, 259, 2);
+    const double loss = mean_loss(model, a, in, tgt, 2, 32);
+    INFO(att);
+    CHECK(std::fabs(loss - std::log(259.0)) < 0.01);
+    model.free_activations(a);
+  }
+}
+
+TEST_CASE("a single batch is overfit to near-zero loss", "[model]") {
+  for (const char* att : {"softmax", "softpick"}) {
+    INFO(att);
+    ModelConfig mc = tiny_model(att);
+    mc.hidden_size = 32;
+    mc.initializer_range = 0.02;
+    auto be = make_backend("cpu");
+    Model model(mc, *be);
+    model.init_weights(3);
+    OptimizerConfig oc;
+    oc.weight_decay = 0;
+    AdamW opt(oc, model);
+    const int64_t B = 2, T = 16;
+    Activations a = model.make_activations(B, T);
+    auto in = random_tokens(size_t(B * T), 23, 21), tgt = random_tokens(size_t(B * T), 23, 22);
+    double first = 0, last = 0;
+    for (int step = 1; step <= 300; ++step) {
+      model.zero_grads();
+      model.forward(a, in, B, T);
+      LossSum l = model.loss(a, tgt, true, 1.0 / double(B * T));
+      model.backward(a);
+      opt.step(1e-2, step, clip_scale(opt.grad_norm(), 1.0));
+      last = l.sum / double(l.count);
+      if (step == 1) first = last;
+    }
+    CHECK(first > 2.5);
+    CHECK(last < 0.05);
+    model.free_activations(a);
+  }
+}
+
+TEST_CASE("training is deterministic: same seed, bit-identical losses and weights", "[model]") {
+  auto run = [](uint64_t seed) {
+    auto be = make_backend("cpu");
+    Model model(tiny_model("softpick", true), *be);
+    model.init_weights(seed);
+    AdamW opt(OptimizerConfig{}, model);
+    Activations a = model.make_activations(2, 9);
+    std::vector<double> losses;
+    for (int step = 1; step <= 5; ++step) {
+      auto in = random_tokens(18, 23, uint64_t(step)), tgt = random_tokens(18, 23, uint64_t(100 + step));
+      model.zero_grads();
+      model.forward(a, in, 2, 9);
+      losses.push_back(model.loss(a, tgt, true, 1.0 / 18).sum);
+      model.backward(a);
+      opt.step(1e-3, step, clip_scale(opt.grad_norm(), 1.0));
+    }
+    std::vector<float> w(model.params().numel);
+    be->download(std::span<float>(w), model.params());
+    model.free_activations(a);
+    return std::pair{losses, w};
+  };
+  auto [l1, w1] = run(79);
+  auto [l2, w2] = run(79);
+  auto [l3, w3] = run(80);
+  CHECK(l1 == l2);
+  CHECK(w1 == w2);
+  CHECK(l1 != l3);
+}
+
+TEST_CASE("a shorter forward (sampling) matches the prefix of a full one", "[model]") {
+  // causal attention: the hidden state at position t depends only on tokens 0..t
+  auto be = make_backend("cpu-f64");
+  Model model(tiny_model("softpick"), *be);
+  model.init_weights(9);
+  Activations a = model.make_activations(1, 12);
+  auto in = random_tokens(12, 23, 4);
+  std::vector<float> full(23), prefix(23);
+  model.forward(a, std::span<const int32_t>(in.data(), 5), 1, 5);
+  model.last_logits(a, prefix);
+  model.forward(a, std::span<const int32_t>(in.data(), 12), 1, 12);
+  model.forward(a, std::span<const int32_t>(in.data(), 5), 1, 5);  // after a longer pass, shorter again
+  model.last_logits(a, full);
+  CHECK(prefix == full);
+  model.free_activations(a);
+}
