@@ -21,25 +21,21 @@
 namespace {
 
 template <class Fn>
-double best_ms(Fn&& fn, int reps) {  // best of `reps` runs after one warm-up: the least disturbed one
+double time_ms(Fn&& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
   fn();
-  double best = 1e30;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const auto t1 = std::chrono::steady_clock::now();
-    best = std::min(best, std::chrono::duration<double, std::milli>(t1 - t0).count());
-  }
-  return best;
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
 double gemm_gflops() {  // fp32 GEMM at 2048^3 with the current thread count
   const int n = 2048;
   std::vector<float> a(size_t(n) * n, 1.0f), b(size_t(n) * n, 0.5f), c(size_t(n) * n);
-  const double ms = best_ms([&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
-                c.data(), n);
-  }, 3);
+  double ms = 1e30;
+  for (int r = 0; r < 4; ++r)  // best of 4, the first one included as warm-up
+    ms = std::min(ms, time_ms([&] {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f,
+                  c.data(), n);
+    }));
   return 2.0 * n * n * n / (ms * 1e6);
 }
 
@@ -62,26 +58,36 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (int64_t T : Ts) {
     const size_t nq = size_t(B) * T * H * D, nk = size_t(B) * T * Hkv * D;
-    std::vector<float> q(nq), k(nk), v(nk), out(nq), dout(nq), lse(size_t(B) * H * T), dq(nq), dk(nk), dv(nk);
+    std::vector<float> q(nq), k(nk), v(nk), out(nq), dout(nq), dq(nq), dk(nk), dv(nk);
+    std::vector<float> lse(size_t(B) * H * T);
     for (auto* x : {&q, &k, &v, &dout})
       for (float& e : *x) e = dist(rng);
     const double fwd_gflop = 4.0 * B * T * T * H * D / 2 / 1e9, bwd_gflop = 2.5 * fwd_gflop;
-    const int reps = T <= 1024 ? 7 : 4;
-    double softmax_fwd = 0, softmax_bwd = 0;
-    for (auto norm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified}) {
-      sp::AttentionShape s{B, T, H, Hkv, D};
-      s.norm = norm;
-      const double f = best_ms([&] {
-        sp::attention_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
-      }, reps);
-      const double b = best_ms([&] {
-        sp::attention_backward(s, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(),
-                               dq.data(), dk.data(), dv.data());
-      }, reps);
-      if (norm == sp::Normaliser::Softmax) softmax_fwd = f, softmax_bwd = b;
-      const double fr = fwd_gflop / f * 1e3, br = bwd_gflop / b * 1e3;  // GFLOP/s
+    // Normalisers are timed interleaved, best of `reps` each, so a burst of machine noise hits all of them.
+    const sp::Normaliser norms[] = {sp::Normaliser::Softmax, sp::Normaliser::Softpick,
+                                    sp::Normaliser::Rectified};
+    double fwd_ms[3] = {1e30, 1e30, 1e30}, bwd_ms[3] = {1e30, 1e30, 1e30};
+    const int reps = T <= 1024 ? 8 : 4;
+    for (int r = 0; r <= reps; ++r)
+      for (int n = 0; n < 3; ++n) {
+        sp::AttentionShape s{B, T, H, Hkv, D};
+        s.norm = norms[n];
+        const double f = time_ms([&] {
+          sp::attention_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+        });
+        const double b = time_ms([&] {
+          sp::attention_backward(s, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(),
+                                 dq.data(), dk.data(), dv.data());
+        });
+        if (r == 0) continue;  // warm-up
+        fwd_ms[n] = std::min(fwd_ms[n], f);
+        bwd_ms[n] = std::min(bwd_ms[n], b);
+      }
+    for (int n = 0; n < 3; ++n) {
+      const double fr = fwd_gflop / fwd_ms[n] * 1e3, br = bwd_gflop / bwd_ms[n] * 1e3;  // GFLOP/s
       std::printf("%6lld %-10s %8.2f %8.2f %9.1f %9.1f %8.2f %8.2f %8.3f %8.3f\n", static_cast<long long>(T),
-                  name(norm), f, b, fr, br, fr / gemm, br / gemm, f / softmax_fwd, b / softmax_bwd);
+                  name(norms[n]), fwd_ms[n], bwd_ms[n], fr, br, fr / gemm, br / gemm, fwd_ms[n] / fwd_ms[0],
+                  bwd_ms[n] / bwd_ms[0]);
     }
   }
 }

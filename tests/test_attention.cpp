@@ -148,7 +148,7 @@ std::pair<double, double> score_range(const Data& d) {
 
 TEST_CASE("naive attention gradients match finite differences", "[unit][attention]") {
   // softpick: the analytic gradient treats the shift m as a constant, as the reference kernel does, which
-  // drops a term of relative size eps / (l + eps) (docs/attention.md §3.4); a tiny eps keeps it far below
+  // drops a term of size eps * delta / (l + eps) (docs/attention.md §3.4); a tiny eps keeps it far below
   // the finite-difference tolerance while still exercising the eps path.
   AttentionShape s{2, 6, 4, 2, 4};
   s.softpick_eps = 1e-12;

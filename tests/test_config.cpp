@@ -55,7 +55,7 @@ TEST_CASE("340M preset resolves to the paper's shape and counts", "[unit]") {
   CHECK(c.training.seed == 79);
 }
 
-TEST_CASE("every preset loads; sizes match the paper's table", "[unit]") {
+TEST_CASE("every preset loads and matches the paper's table", "[unit]") {
   for (auto name : {"softmax_340m", "rectified_340m", "scaled_softpick_340m", "softmax_120m", "softpick_120m",
                     "softmax_1.8b", "softpick_1.8b", "softmax_7b", "softpick_7b", "demo_softmax",
                     "demo_softpick"}) {

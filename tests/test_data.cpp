@@ -272,7 +272,7 @@ TEST_CASE("loader: resume gives the windows of an uninterrupted run, also on ano
   CHECK(got == stream);
 }
 
-TEST_CASE("loader: restore refuses other data or seed; too little data is an error", "[unit]") {
+TEST_CASE("loader: restore refuses other data or seed, and too little data is an error", "[unit]") {
   Corpus c({500, 400}), other({900});
   DataLoader a(c.files, opts(2, 16), "test"), b(other.files, opts(2, 16), "test");
   CHECK_THAT(error_of([&] { b.restore(a.position()); }), Catch::Contains("windows per epoch"));
