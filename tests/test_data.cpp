@@ -291,3 +291,45 @@ TEST_CASE("loader: unshuffled order is file order", "[unit]") {
   for (int i = 0; i < 9; ++i) CHECK(s[size_t(i)] == i * 10);
   for (int i = 0; i < 9; ++i) CHECK(s[size_t(9 + i)] == 100000 + i * 10);
 }
+
+TEST_CASE("shards over 4 GB: 64-bit offsets end to end", "[unit]") {
+  // A sparse uint32 shard of 1.1e9 tokens (4.4 GB long, a few KiB on disk): zeros except one marked
+  // window that starts past byte 2^32. Opening validates every token; the loader must serve that window.
+  TempDir d;
+  const std::string path = d / "big.bin";
+  const int64_t n = 1'100'000'000, T = 8;
+  const int64_t marked = 1'080'000'000 / T;  // its first token is at byte 1024 + 4 * 1.08e9 > 2^32
+  {
+    std::vector<unsigned char> header(kShardHeaderBytes, 0);
+    auto put32 = [&](size_t at, uint32_t v) { for (int b = 0; b < 4; ++b) header[at + b] = (v >> (8 * b)) & 0xFF; };
+    put32(0, uint32_t(kShardMagic));
+    put32(4, 2);
+    put32(8, uint32_t(n));
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(header.data()), std::streamsize(header.size()));
+  }
+  std::filesystem::resize_file(path, kShardHeaderBytes + size_t(n) * 4);
+  const size_t first = size_t(marked) * size_t(T);
+  REQUIRE(kShardHeaderBytes + first * 4 > (size_t(1) << 32));
+  for (int64_t t = 0; t <= T; ++t) {
+    uint32_t v = uint32_t(7 + t);
+    patch_bytes(path, kShardHeaderBytes + (first + size_t(t)) * 4,
+                {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)});
+  }
+  Shard s(path, 100, 1);
+  CHECK(s.size() == n);
+  CHECK(s.stats().max_token == 7 + T);
+  CHECK(s.at(int64_t(first)) == 7);
+  LoaderOptions o;
+  o.batch_size = 1;
+  o.seq_len = T;
+  o.shuffle = false;
+  DataLoader dl({path}, o, "big");
+  CHECK(dl.windows_per_epoch() == uint64_t((n - 1) / T));
+  LoaderPosition p = dl.position();
+  p.consumed = uint64_t(marked);
+  dl.restore(p);
+  std::vector<int32_t> w(size_t(T + 1));
+  dl.next(w);
+  for (int64_t t = 0; t <= T; ++t) CHECK(w[size_t(t)] == 7 + t);
+}

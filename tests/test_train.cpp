@@ -139,3 +139,23 @@ TEST_CASE("training refuses missing data with the key named", "[train]") {
     CHECK_THAT(e.what(), Catch::Contains("data.train_files"));
   }
 }
+
+TEST_CASE("Ctrl-C stops training cleanly after the current step", "[train]") {
+  TempDir d;
+  write_corpus(d.path.string());
+  // many steps, so the run is still going when the signal arrives
+  const std::string cmd = "train " + kTiny + " --training.steps=100000 --logging.log_interval=1 --logging.level=info" +
+                          " --data.train_files=" + (d / "tiny_train_*.bin") + " --data.val_files=" +
+                          (d / "tiny_val_*.bin") + " --training.run_dir=" + (d / "run");
+  const std::string script = "(" + std::string(SOFTPICK_BINARY) + " " + cmd + " >" + (d / "out") + " 2>&1 & pid=$!; " +
+                             "for i in $(seq 100); do grep -q 'step      5' " + (d / "out") +
+                             " 2>/dev/null && break; sleep 0.1; done; kill -INT $pid; wait $pid; echo $? >" +
+                             (d / "rc") + ")";
+  REQUIRE(std::system(script.c_str()) == 0);
+  CHECK(std::stoi(sp::test::read_text(d / "rc")) == 130);
+  const std::string out = sp::test::read_text(d / "out");
+  CHECK_THAT(out, Catch::Contains("stop requested") && Catch::Contains("done:"));
+  Metrics m = read_metrics(d / "run/metrics.jsonl");
+  CHECK(m.train_loss.size() >= 5);
+  CHECK(m.train_loss.size() < 100000);
+}

@@ -7,7 +7,9 @@
 namespace sp {
 
 // Measures sgemm on n x n matrices for about `seconds` and returns GFLOP/s (2 n^3 per product).
-double measure_gemm_gflops(int n = 1024, double seconds = 0.5);
+double measure_gemm_gflops_at(int n, double seconds);
+// The CPU's fp32 "peak": the best sgemm rate of 1024^3 and 2048^3 products, about `seconds` in all.
+double measure_gemm_gflops(double seconds = 0.6);
 
 class Stopwatch {
 public:

@@ -12,6 +12,7 @@
 #include "train/perf.h"
 #include "train/sample.h"
 #include "train/schedule.h"
+#include "train/step_guard.h"
 
 #include <omp.h>
 
@@ -135,7 +136,8 @@ TrainSummary train(const Config& cfg) {
   // ---- the loop ----
   TrainSummary summary;
   std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
-  int64_t consecutive_skips = 0, updates = 0;
+  NonFiniteGuard guard(cfg.training.max_skipped_steps);
+  int64_t updates = 0;
   Stopwatch run_clock;
   double tokens_per_s = 0;
   for (int64_t step = 0; step < cfg.training.steps; ++step) {
@@ -169,18 +171,14 @@ TrainSummary train(const Config& cfg) {
     }
     const double mean_loss = loss.sum / double(loss.count);
     const double norm = optimizer.grad_norm();
-    const bool finite = std::isfinite(mean_loss) && std::isfinite(norm);
+    const bool finite = guard.accept(mean_loss, norm);
     if (finite) {
       optimizer.step(lr, ++updates, clip_scale(norm, cfg.training.max_norm));
-      consecutive_skips = 0;
     } else {
-      ++summary.skipped_steps;
       spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step,
-                   mean_loss, norm, ++consecutive_skips);
-      if (consecutive_skips >= cfg.training.max_skipped_steps)
-        fail("{} consecutive steps with a non-finite loss or gradient (training.max_skipped_steps); the run "
-             "diverged: lower optimizer.lr or check the data", consecutive_skips);
+                   mean_loss, norm, guard.consecutive());
     }
+    summary.skipped_steps = guard.total_skipped();
     const double dt = step_clock.seconds();
     tokens_per_s = double(B * T * accum) / dt;
     const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9);
