@@ -1,4 +1,4 @@
-// softpick train CONFIG.json [--section.key=value ...]
+// softpick train CONFIG.json [--overwrite] [--init-from=CKPT] [--section.key=value ...]
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "config/config.h"
@@ -10,16 +10,25 @@
 namespace sp {
 
 int cmd_train(const Argv& argv) {
-  const CommandSpec spec{"train", "CONFIG.json [--section.key=value ...]",
-                         "Train a model on the CPU as the config describes; metrics go to training.run_dir.",
-                         {}, 1, 1, true};
+  const CommandSpec spec{
+      "train", "CONFIG.json [--overwrite] [--init-from=CKPT] [--section.key=value ...]",
+      "Train a model on the CPU as the config describes; metrics and checkpoints go to training.run_dir. "
+      "By default (checkpoint.resume = auto) the run continues from its newest valid checkpoint.",
+      {{"overwrite", "", "with --checkpoint.resume=never: delete the run directory's checkpoints first"},
+       {"init-from", "CKPT", "start a new run from this checkpoint's weights (not its optimizer state or step)"}},
+      1, 1, true};
   ParsedArgs a = parse_args(spec, argv);
   if (a.help) {
     std::cout << usage(spec);
     return 0;
   }
   Config c = load_config(a.positional[0], a.overrides);
-  TrainSummary s = train(c);
+  TrainOptions opt;
+  opt.overwrite = a.has("overwrite");
+  opt.init_from = a.get("init-from").value_or("");
+  if (opt.overwrite && c.checkpoint.resume != "never")
+    usage_fail("--overwrite deletes checkpoints and only goes with --checkpoint.resume=never");
+  TrainSummary s = train(c, opt);
   return s.interrupted ? 130 : 0;
 }
 

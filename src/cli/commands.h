@@ -19,5 +19,6 @@ int cmd_config(const Argv& args);
 int cmd_data(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_bench(const Argv& args);
+int cmd_checkpoint(const Argv& args);
 
 }  // namespace sp

@@ -12,6 +12,7 @@ const sp::Command kCommands[] = {
     {"data", "inspect and validate token shards", sp::cmd_data},
     {"train", "train a model from a config", sp::cmd_train},
     {"bench", "measure training and attention throughput on this machine", sp::cmd_bench},
+    {"checkpoint", "verify and summarise checkpoints", sp::cmd_checkpoint},
 };
 
 void print_usage(std::FILE* out) {

@@ -27,6 +27,12 @@ public:
     return false;
   }
 
+  // Continues counting from a checkpoint.
+  void restore(int64_t total, int64_t consecutive) {
+    total_ = total;
+    consecutive_ = consecutive;
+  }
+
   int64_t total_skipped() const { return total_; }
   int64_t consecutive() const { return consecutive_; }
 

@@ -1,6 +1,7 @@
 #include "train/trainer.h"
 
 #include "backend/backend.h"
+#include "checkpoint/checkpoint.h"
 #include "core/check.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -10,6 +11,7 @@
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/perf.h"
+#include "train/resume.h"
 #include "train/sample.h"
 #include "train/schedule.h"
 #include "train/step_guard.h"
@@ -84,26 +86,31 @@ LoaderOptions loader_options(const Config& c, bool shuffle) {
 
 }  // namespace
 
-TrainSummary train(const Config& cfg) {
+TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
   const int64_t accum = cfg.training.gradient_accumulation_steps;
   const Derived derived = derive(cfg);
 
-  // ---- set up: run directory, config, backend, model, optimizer, data ----
+  // ---- set up: where to start, run directory, backend, model, optimizer, data ----
   init_logging(cfg.logging.level);
   validate_data_files(cfg);
   const std::filesystem::path run_dir(cfg.training.run_dir);
   std::error_code ec;
   std::filesystem::create_directories(run_dir, ec);
   if (ec) fail("training.run_dir = \"{}\": cannot create it ({})", run_dir.string(), ec.message());
-  const std::string resolved = to_json(cfg).dump(2);
+  const std::optional<std::string> resume_dir = choose_resume_checkpoint(cfg, opt.overwrite);
+  if (resume_dir) check_resume_config(cfg, *resume_dir, /*weights_only=*/false);
+  if (!opt.init_from.empty()) {
+    if (resume_dir) usage_fail("--init-from {}: the run directory {} already has a checkpoint to resume; use "
+                               "another training.run_dir for the new run", opt.init_from, run_dir.string());
+    check_resume_config(cfg, opt.init_from, /*weights_only=*/true);
+  }
   spdlog::info("resolved config:\n{}", to_json(cfg, derived).dump(2));
   {
     std::ofstream out(run_dir / "config.json");
-    out << resolved << "\n";
+    out << to_json(cfg).dump(2) << "\n";
     if (!out) fail("{}: cannot write the resolved config", (run_dir / "config.json").string());
   }
-  MetricsLog metrics((run_dir / "metrics.jsonl").string());
 
   const int threads = cfg.training.threads ? int(*cfg.training.threads) : omp_get_num_procs();
   auto backend = make_backend("cpu", threads);
@@ -115,12 +122,27 @@ TrainSummary train(const Config& cfg) {
 
   DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true), "data.train_files");
   DataLoader val_data(glob_files(cfg.data.val_files), loader_options(cfg, false), "data.val_files");
-  const int64_t val_batches = std::clamp<int64_t>(cfg.logging.eval_tokens / (B * T), 1,
-                                                  int64_t(val_data.windows_per_epoch()) / B);
   if (int64_t(val_data.windows_per_epoch()) < B)
     fail("data.val_files: {} windows of {} tokens, fewer than one batch of {}; use more validation data or a "
          "smaller training.batch_size", val_data.windows_per_epoch(), T + 1, B);
+  const int64_t val_batches = std::clamp<int64_t>(cfg.logging.eval_tokens / (B * T), 1,
+                                                  int64_t(val_data.windows_per_epoch()) / B);
   const Tokenizer tokenizer = Tokenizer::load(cfg.data.tokenizer);
+
+  TrainState state;
+  NonFiniteGuard guard(cfg.training.max_skipped_steps);
+  const std::string metrics_path = (run_dir / "metrics.jsonl").string();
+  if (resume_dir) {
+    state = load_checkpoint(*resume_dir, model, &optimizer);
+    train_data.restore(state.loader);
+    guard.restore(state.skipped_total, state.skipped_consecutive);
+    spdlog::info("resuming from {} (step {}, {} tokens seen)", *resume_dir, state.step, state.tokens_seen);
+  } else if (!opt.init_from.empty()) {
+    load_checkpoint(opt.init_from, model, nullptr);
+    spdlog::info("new run from the weights of {}", opt.init_from);
+  }
+  truncate_metrics(metrics_path, state.step);  // a fresh run starts an empty file
+  MetricsLog metrics(metrics_path);
 
   const double peak_gflops = measure_gemm_gflops();
   spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} threads", derived.params_total,
@@ -132,18 +154,22 @@ TrainSummary train(const Config& cfg) {
   g_stop_requested = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
+  auto save = [&] {
+    const std::string dir = save_checkpoint(run_dir.string(), model, optimizer, state, cfg);
+    rotate_checkpoints(run_dir.string(), cfg.checkpoint.keep_latest_k, cfg.checkpoint.keep_every);
+    spdlog::info("checkpoint {}", dir);
+  };
 
   // ---- the loop ----
   TrainSummary summary;
+  summary.resumed_from = resume_dir ? state.step : -1;
+  summary.steps_done = state.step;
   std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
-  NonFiniteGuard guard(cfg.training.max_skipped_steps);
-  int64_t updates = 0;
   Stopwatch run_clock;
-  double tokens_per_s = 0;
-  for (int64_t step = 0; step < cfg.training.steps; ++step) {
+  for (int64_t step = state.step; step < cfg.training.steps; ++step) {
     if (step % cfg.logging.eval_interval == 0) {
       const double val = evaluate(model, acts, val_data, val_batches, B, T);
-      if (step == 0) summary.first_val_loss = val;
+      if (summary.first_val_loss == 0) summary.first_val_loss = val;
       summary.last_val_loss = val;
       metrics.write({{"type", "eval"}, {"step", step}, {"val_loss", val}});
       spdlog::info("step {:>6} | val loss {:.4f}", step, val);
@@ -173,28 +199,35 @@ TrainSummary train(const Config& cfg) {
     const double norm = optimizer.grad_norm();
     const bool finite = guard.accept(mean_loss, norm);
     if (finite) {
-      optimizer.step(lr, ++updates, clip_scale(norm, cfg.training.max_norm));
+      optimizer.step(lr, ++state.updates, clip_scale(norm, cfg.training.max_norm));
     } else {
       spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step,
                    mean_loss, norm, guard.consecutive());
     }
-    summary.skipped_steps = guard.total_skipped();
-    const double dt = step_clock.seconds();
-    tokens_per_s = double(B * T * accum) / dt;
-    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9);
-    summary.steps_done = step + 1;
-    summary.last_train_loss = mean_loss;
+    state.step = step + 1;
+    state.tokens_seen += B * T * accum;
+    state.loader = train_data.position();
+    state.skipped_total = guard.total_skipped();
+    state.skipped_consecutive = guard.consecutive();
 
+    const double dt = step_clock.seconds();
+    const double tokens_per_s = double(B * T * accum) / dt;
+    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9);
+    summary.steps_done = state.step;
+    summary.skipped_steps = guard.total_skipped();
+    summary.last_train_loss = mean_loss;
     metrics.write({{"type", "train"}, {"step", step}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", norm},
                    {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_ms", dt * 1e3},
                    {"skipped", !finite}, {"elapsed_s", run_clock.seconds()}});
-    if (step % cfg.logging.log_interval == 0 || step + 1 == cfg.training.steps) {
-      const double eta = double(cfg.training.steps - step - 1) * run_clock.seconds() / double(step + 1);
+    if (step % cfg.logging.log_interval == 0 || state.step == cfg.training.steps) {
+      const double done = double(state.step - (summary.resumed_from < 0 ? 0 : summary.resumed_from));
+      const double eta = double(cfg.training.steps - state.step) * run_clock.seconds() / done;
       spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {:.1f}% | ETA {}",
                    step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, 100 * mfu, format_duration(eta));
     }
+    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || g_stop_requested) save();
     if (g_stop_requested) {
-      spdlog::warn("stop requested: stopping after step {}", step);
+      spdlog::warn("stop requested: stopped after step {}", step);
       summary.interrupted = true;
       break;
     }
@@ -202,14 +235,16 @@ TrainSummary train(const Config& cfg) {
 
   // ---- the end: final evaluation and summary ----
   const double val = evaluate(model, acts, val_data, val_batches, B, T);
+  if (summary.first_val_loss == 0) summary.first_val_loss = val;
   summary.last_val_loss = val;
   metrics.write({{"type", "eval"}, {"step", summary.steps_done}, {"val_loss", val}});
   const std::string text = sample_text(model, sample_acts, tokenizer, cfg, summary.steps_done);
   metrics.write({{"type", "sample"}, {"step", summary.steps_done}, {"text", text}});
   spdlog::info("final sample:\n{}", text);
-  spdlog::info("done: {} steps in {} ({} skipped); train loss {:.4f}; val loss {:.4f} -> {:.4f}; metrics in {}",
-               summary.steps_done, format_duration(run_clock.seconds()), summary.skipped_steps,
-               summary.last_train_loss, summary.first_val_loss, summary.last_val_loss, metrics.path());
+  spdlog::info("done: step {} after {} this session ({} skipped in all); train loss {:.4f}; val loss {:.4f} -> "
+               "{:.4f}; metrics in {}", summary.steps_done, format_duration(run_clock.seconds()),
+               summary.skipped_steps, summary.last_train_loss, summary.first_val_loss, summary.last_val_loss,
+               metrics.path());
   model.free_activations(acts);
   model.free_activations(sample_acts);
   std::signal(SIGINT, SIG_DFL);

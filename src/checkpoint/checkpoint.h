@@ -1,0 +1,72 @@
+// Checkpoints: crash-safe, verifiable, and enough to continue a run bit for bit (docs/checkpoints.md).
+//
+// run_dir/checkpoints/step_00001000/
+//   model.safetensors      fp32 weights under Hugging Face Llama names
+//   optimizer.safetensors  AdamW moments: "<name>.exp_avg" and "<name>.exp_avg_sq"
+//   state.json             format version, TrainState, the resolved config, and the size and SHA-256 of both
+//                          tensor files
+// A checkpoint is written into checkpoints/.tmp-step_00001000/, every file fsynced, then renamed into place
+// and the parent directory fsynced: a crash leaves either no new checkpoint or a complete one.
+#pragma once
+
+#include "config/config.h"
+#include "data/loader.h"
+#include "model/model.h"
+#include "train/optimizer.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+constexpr int kCheckpointFormatVersion = 1;
+
+// Everything besides weights and moments that the next step depends on.
+struct TrainState {
+  int64_t step = 0;              // optimizer steps completed = the next step to run
+  int64_t updates = 0;           // AdamW updates applied (steps minus skipped), for the bias correction
+  int64_t tokens_seen = 0;       // training tokens consumed by all ranks
+  LoaderPosition loader;         // the data stream position
+  int64_t skipped_total = 0;     // non-finite steps skipped so far
+  int64_t skipped_consecutive = 0;
+};
+
+struct CheckpointEntry {
+  std::string dir;
+  int64_t step;
+};
+
+// "step_00001000"
+std::string checkpoint_name(int64_t step);
+
+// Checkpoint directories of a run (well-named ones only, valid or not), oldest first.
+std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir);
+
+// Writes the checkpoint of `state.step` and returns its directory. On any failure the partial checkpoint is
+// removed, the earlier ones are untouched, and an Error names the file and the reason.
+std::string save_checkpoint(const std::string& run_dir, Model& model, AdamW& optimizer, const TrainState& state,
+                            const Config& cfg);
+
+// Checks that state.json parses and that both tensor files exist with the recorded size and SHA-256.
+// Returns the parsed state.json; an Error names the file and the problem.
+nlohmann::json verify_checkpoint(const std::string& dir);
+
+// Loads the weights (and, when `optimizer` is given, the moments) of a verified checkpoint, checking that
+// every tensor the model expects is there with its shape. Returns the saved TrainState.
+TrainState load_checkpoint(const std::string& dir, Model& model, AdamW* optimizer);
+
+// The resolved config stored in a checkpoint.
+Config checkpoint_config(const nlohmann::json& state_json, const std::string& dir);
+
+// Deletes all but the newest `keep_latest_k` checkpoints, keeping also those whose step is a multiple of
+// `keep_every` (when set). The newest checkpoint is never deleted.
+void rotate_checkpoints(const std::string& run_dir, int64_t keep_latest_k, std::optional<int64_t> keep_every);
+
+// Config keys that may not change when a run resumes (model shape and variant, the data order).
+// Returns one line per difference; `unsafe` is set if any difference is not allowed.
+std::vector<std::string> config_differences(const Config& saved, const Config& now, bool& unsafe);
+
+}  // namespace sp

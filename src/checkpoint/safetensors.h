@@ -1,0 +1,47 @@
+// The safetensors format (as the Hugging Face `safetensors` package reads it): an 8-byte little-endian
+// header length N, N bytes of JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__":
+// {string: string}}, then the tensor bytes, offsets relative to the end of the header. Only F32 is used.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+struct TensorRef {
+  std::string name;
+  std::vector<int64_t> shape;
+  const float* data;  // shape's product elements, host memory
+};
+
+// Writes and fsyncs a safetensors file (the caller decides the final name; see checkpoint.cpp).
+// Throws an Error naming the path on any I/O failure (full disk, read-only file system).
+void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+struct TensorInfo {
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte range within the data section
+};
+
+// A validated safetensors file: header parsed, every range inside the file, dtype F32.
+class SafetensorsReader {
+public:
+  explicit SafetensorsReader(const std::string& path);
+  const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Reads tensor `name` (which must have exactly out.size() elements) into out.
+  void read(const std::string& name, std::span<float> out) const;
+  const std::string& path() const { return path_; }
+
+private:
+  std::string path_;
+  uint64_t data_start_ = 0;
+  std::map<std::string, TensorInfo> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace sp
