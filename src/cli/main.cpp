@@ -3,6 +3,7 @@
 #include "core/check.h"
 #include "core/log.h"
 
+#include <csignal>
 #include <cstdio>
 
 namespace {
@@ -25,6 +26,9 @@ void print_usage(std::FILE* out) {
 
 int main(int argc, char** argv) {
   sp::init_logging("info");
+  // A file-size limit (ulimit -f) makes writes fail with EFBIG, reported like a full disk, instead of
+  // killing the process halfway through a checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (argc < 2) {
     print_usage(stderr);
     return int(sp::ExitCode::Usage);
