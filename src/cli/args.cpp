@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <iostream>
 
 namespace sp {
 
@@ -69,6 +70,26 @@ ParsedArgs parse_args(const CommandSpec& spec, const std::vector<std::string>& a
   if (out.positional.size() < spec.min_positional) bad("missing arguments");
   if (out.positional.size() > spec.max_positional) bad("unexpected argument " + out.positional.back());
   return out;
+}
+
+std::optional<ParsedArgs> parse_command(const CommandSpec& spec, const std::vector<std::string>& argv) {
+  ParsedArgs a = parse_args(spec, argv);
+  if (!a.help) return a;
+  std::cout << usage(spec);
+  return std::nullopt;
+}
+
+int run_subcommand(const char* command, const std::vector<Subcommand>& subs, const std::vector<std::string>& argv) {
+  std::string text = fmt::format("usage: softpick {} <subcommand> ...\nsubcommands:\n", command);
+  for (const auto& s : subs) text += fmt::format("  {:<10} {}\n", s.name, s.summary);
+  if (argv.empty()) usage_fail("missing subcommand\n{}", text);
+  if (argv[0] == "--help" || argv[0] == "-h") {
+    std::cout << text;
+    return 0;
+  }
+  for (const auto& s : subs)
+    if (argv[0] == s.name) return s.run(std::vector<std::string>(argv.begin() + 1, argv.end()));
+  usage_fail("unknown {} subcommand '{}'\n{}", command, argv[0], text);
 }
 
 }  // namespace sp

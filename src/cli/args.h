@@ -43,4 +43,15 @@ ParsedArgs parse_args(const CommandSpec& spec, const std::vector<std::string>& a
 
 std::string usage(const CommandSpec& spec);
 
+// parse_args, then --help: prints the usage and returns nullopt (the command then exits 0).
+std::optional<ParsedArgs> parse_command(const CommandSpec& spec, const std::vector<std::string>& argv);
+
+// A command made of subcommands ("data inspect", "checkpoint inspect"): runs the one named by argv[0].
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& argv);
+};
+int run_subcommand(const char* command, const std::vector<Subcommand>& subs, const std::vector<std::string>& argv);
+
 }  // namespace sp

@@ -19,11 +19,9 @@ int cmd_bench(const Argv& argv) {
        {"attention-T", "LIST", "comma-separated sequence lengths for the attention table (default 256..4096)"},
        {"only", "WHAT", "run only the `train` or the `attention` part"}},
       1, 1, true};
-  ParsedArgs a = parse_args(spec, argv);
-  if (a.help) {
-    std::cout << usage(spec);
-    return 0;
-  }
+  const auto parsed = parse_command(spec, argv);
+  if (!parsed) return 0;
+  const ParsedArgs& a = *parsed;
   Config c = load_config(a.positional[0], a.overrides);
   BenchOptions opt;
   if (auto s = a.get_int("steps")) {

@@ -17,11 +17,9 @@ int inspect(const Argv& argv) {
                          "Verify a checkpoint (files, sizes, SHA-256) and print its step, config summary and "
                          "tensors. DIR may also be a run directory: then every checkpoint in it is checked.",
                          {{"tensors", "", "list every tensor with its shape"}}, 1, 1};
-  ParsedArgs a = parse_args(spec, argv);
-  if (a.help) {
-    std::cout << usage(spec);
-    return 0;
-  }
+  const auto parsed = parse_command(spec, argv);
+  if (!parsed) return 0;
+  const ParsedArgs& a = *parsed;
   std::vector<std::string> dirs;
   for (const auto& e : list_checkpoints(a.positional[0])) dirs.push_back(e.dir);
   if (dirs.empty()) dirs.push_back(a.positional[0]);
@@ -59,16 +57,9 @@ int inspect(const Argv& argv) {
 }  // namespace
 
 int cmd_checkpoint(const Argv& argv) {
-  const std::string usage_text =
-      "usage: softpick checkpoint <subcommand> ...\n"
-      "subcommands:\n"
-      "  inspect DIR   verify a checkpoint (or every checkpoint of a run directory) and summarise it\n";
-  if (argv.empty() || argv[0] == "--help" || argv[0] == "-h") {
-    (argv.empty() ? std::cerr : std::cout) << usage_text;
-    return argv.empty() ? int(ExitCode::Usage) : 0;
-  }
-  if (argv[0] == "inspect") return inspect(Argv(argv.begin() + 1, argv.end()));
-  usage_fail("unknown checkpoint subcommand '{}'\n{}", argv[0], usage_text);
+  return run_subcommand(
+      "checkpoint", {{"inspect", "verify a checkpoint (or every checkpoint of a run directory) and summarise it", inspect}},
+      argv);
 }
 
 }  // namespace sp

@@ -15,11 +15,9 @@ int cmd_config(const Argv& argv) {
       {{"check-data", "", "also check that data.train_files and data.val_files match shard files"},
        {"keys", "", "print the reference of every key (section, key, type, default, meaning) as Markdown"}},
       0, 1, true};
-  ParsedArgs a = parse_args(spec, argv);
-  if (a.help) {
-    std::cout << usage(spec);
-    return 0;
-  }
+  const auto parsed = parse_command(spec, argv);
+  if (!parsed) return 0;
+  const ParsedArgs& a = *parsed;
   if (a.has("keys")) {
     std::cout << config_reference_markdown();
     return 0;

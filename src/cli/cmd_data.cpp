@@ -21,11 +21,9 @@ int inspect(const Argv& argv) {
        {"tokenizer", "SPEC", "\"byte\" or a tokenizer.json, for --decode (default byte)"},
        {"decode", "N", "print the first N tokens of each shard as text"}},
       1};
-  ParsedArgs a = parse_args(spec, argv);
-  if (a.help) {
-    std::cout << usage(spec);
-    return 0;
-  }
+  const auto parsed = parse_command(spec, argv);
+  if (!parsed) return 0;
+  const ParsedArgs& a = *parsed;
   const int64_t vocab = a.get_int("vocab-size").value_or(0);
   const int64_t bos = a.get_int("bos-id").value_or(1);
   const int64_t decode = a.get_int("decode").value_or(0);
@@ -53,16 +51,8 @@ int inspect(const Argv& argv) {
 }  // namespace
 
 int cmd_data(const Argv& argv) {
-  const std::string usage_text =
-      "usage: softpick data <subcommand> ...\n"
-      "subcommands:\n"
-      "  inspect SHARD...   validate token shards and print their header and statistics\n";
-  if (argv.empty() || argv[0] == "--help" || argv[0] == "-h") {
-    (argv.empty() ? std::cerr : std::cout) << usage_text;
-    return argv.empty() ? int(ExitCode::Usage) : 0;
-  }
-  if (argv[0] == "inspect") return inspect(Argv(argv.begin() + 1, argv.end()));
-  usage_fail("unknown data subcommand '{}'\n{}", argv[0], usage_text);
+  return run_subcommand(
+      "data", {{"inspect", "validate token shards and print their header and statistics", inspect}}, argv);
 }
 
 }  // namespace sp

@@ -17,11 +17,9 @@ int cmd_train(const Argv& argv) {
       {{"overwrite", "", "with --checkpoint.resume=never: delete the run directory's checkpoints first"},
        {"init-from", "CKPT", "start a new run from this checkpoint's weights (not its optimizer state or step)"}},
       1, 1, true};
-  ParsedArgs a = parse_args(spec, argv);
-  if (a.help) {
-    std::cout << usage(spec);
-    return 0;
-  }
+  const auto parsed = parse_command(spec, argv);
+  if (!parsed) return 0;
+  const ParsedArgs& a = *parsed;
   Config c = load_config(a.positional[0], a.overrides);
   TrainOptions opt;
   opt.overwrite = a.has("overwrite");

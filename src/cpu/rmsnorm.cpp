@@ -8,17 +8,9 @@
 #include <vector>
 
 #include "core/check.h"
-#include "cpu/lane_sum.h"
+#include "cpu/reduce.h"
 
 namespace sp {
-namespace {
-
-// dw is a sum over all N rows. Rows are cut into at most kMaxChunks chunks whose bounds depend on N only;
-// each chunk sums its rows in order and the chunk partials are added in chunk order, so dw is bit-identical
-// for any thread count and schedule. The cap bounds the scratch at kMaxChunks * C doubles.
-constexpr size_t kMaxChunks = 256;
-
-}  // namespace
 
 template <class F>
 void rmsnorm_forward(F* out, F* rstd, const F* x, const F* w, size_t N, size_t C, double eps) {
@@ -39,35 +31,19 @@ void rmsnorm_forward(F* out, F* rstd, const F* x, const F* w, size_t N, size_t C
 template <class F>
 void rmsnorm_backward(F* dx, F* dw, const F* dout, const F* x, const F* w, const F* rstd, size_t N, size_t C) {
   SP_ASSERT(C > 0, "rmsnorm C={}", C);
-  if (N == 0) return;
-  const size_t nchunks = std::min(N, kMaxChunks);
-  const size_t rows_per_chunk = (N + nchunks - 1) / nchunks;
-  std::vector<double> dw_part(nchunks * C, 0.0);  // (nchunks, C)
-
-#pragma omp parallel for schedule(static)
-  for (size_t k = 0; k < nchunks; k++) {
-    double* part = dw_part.data() + k * C;  // (C)
-    const size_t n1 = std::min(N, (k + 1) * rows_per_chunk);
-    for (size_t n = k * rows_per_chunk; n < n1; n++) {
-      const F* xr = x + n * C;      // (C)
-      const F* dor = dout + n * C;  // (C)
-      F* dxr = dx + n * C;          // (C)
-      const double r = double(rstd[n]);
-      // sum_c g * xhat, in double like the forward's sum of squares
-      const double gx = r * lane_sum(C, [&](size_t c) { return double(dor[c]) * w[c] * xr[c]; });
-      for (size_t c = 0; c < C; c++) part[c] += double(dor[c]) * (double(xr[c]) * r);
-      const F mean_gx = F(gx / double(C));
-      const F rf = F(r);
-      for (size_t c = 0; c < C; c++) dxr[c] += rf * (dor[c] * w[c] - xr[c] * rf * mean_gx);
-    }
-  }
-
-#pragma omp parallel for schedule(static)
-  for (size_t c = 0; c < C; c++) {
-    double s = 0;
-    for (size_t k = 0; k < nchunks; k++) s += dw_part[k * C + c];
-    dw[c] += F(s);
-  }
+  // dw sums over rows in a fixed order (reduce.h); dx is per row
+  chunked_row_reduce(N, C, dw, [&](size_t n, double* dw_part /* (C) */) {
+    const F* xr = x + n * C;      // (C)
+    const F* dor = dout + n * C;  // (C)
+    F* dxr = dx + n * C;          // (C)
+    const double r = double(rstd[n]);
+    // sum_c g * xhat, in double like the forward's sum of squares
+    const double gx = r * lane_sum(C, [&](size_t c) { return double(dor[c]) * w[c] * xr[c]; });
+    for (size_t c = 0; c < C; c++) dw_part[c] += double(dor[c]) * (double(xr[c]) * r);
+    const F mean_gx = F(gx / double(C));
+    const F rf = F(r);
+    for (size_t c = 0; c < C; c++) dxr[c] += rf * (dor[c] * w[c] - xr[c] * rf * mean_gx);
+  });
 }
 
 template void rmsnorm_forward<float>(float*, float*, const float*, const float*, size_t, size_t, double);

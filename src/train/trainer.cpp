@@ -137,6 +137,9 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     train_data.restore(state.loader);
     guard.restore(state.skipped_total, state.skipped_consecutive);
     spdlog::info("resuming from {} (step {}, {} tokens seen)", *resume_dir, state.step, state.tokens_seen);
+    if (state.step >= cfg.training.steps)
+      spdlog::warn("the run is already at step {} of training.steps = {}: nothing to train (raise training.steps "
+                   "to continue, or use another training.run_dir)", state.step, cfg.training.steps);
   } else if (!opt.init_from.empty()) {
     load_checkpoint(opt.init_from, model, nullptr);
     spdlog::info("new run from the weights of {}", opt.init_from);
