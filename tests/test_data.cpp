@@ -159,7 +159,7 @@ struct Corpus {
       // token k of shard i encodes (i, k), so windows can be identified from their content
       std::vector<int32_t> t(sizes[i]);
       for (size_t k = 0; k < t.size(); ++k) t[k] = int32_t(i * 100000 + k);
-      files.push_back(dir / ("s" + std::to_string(i) + ".bin"));
+      files.push_back(dir / fmt::format("s{}.bin", i));
       write_shard(files.back(), t);
     }
   }
