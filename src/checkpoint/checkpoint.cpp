@@ -3,6 +3,7 @@
 #include "checkpoint/safetensors.h"
 #include "checkpoint/sha256.h"
 #include "core/check.h"
+#include "core/fault.h"
 #include "core/log.h"
 
 #include <fcntl.h>
@@ -36,18 +37,9 @@ void fsync_path(const std::string& path) {
   if (rc != 0) fail("{}: fsync failed ({})", path, std::strerror(errno));
 }
 
-// Test hook (docs/checkpoints.md): SOFTPICK_FAULT=kill-in-checkpoint:STEP kills the process with SIGKILL
-// in the middle of writing the checkpoint of STEP, after the weights and before the rest.
+// Test hook (core/fault.h): dies in the middle of writing the checkpoint, after the weights.
 void maybe_inject_fault(int64_t step) {
-  const char* f = std::getenv("SOFTPICK_FAULT");
-  if (f && std::string(f) == "kill-in-checkpoint:" + std::to_string(step)) std::raise(SIGKILL);
-}
-
-// Host copy of a whole flat buffer.
-std::vector<float> to_host(Backend& be, Buffer b) {
-  std::vector<float> h(b.numel);
-  be.download(std::span<float>(h), b);
-  return h;
+  if (fault_requested("kill-in-checkpoint", step)) std::raise(SIGKILL);
 }
 
 std::vector<TensorRef> tensor_refs(const std::vector<ParamSpec>& specs, const std::vector<float>& flat,
@@ -71,10 +63,10 @@ nlohmann::json file_record(const std::string& path) {
   return {{"bytes", fs::file_size(path)}, {"sha256", sha256_file(path)}};
 }
 
-// Reads one flat buffer's tensors (names with `suffix`) from a safetensors file into the backend buffer.
+// Reads one flat buffer's tensors (names with `suffix`) from a safetensors file into `flat`; the file must
+// hold exactly those tensors, with the table's shapes.
 void read_flat(const SafetensorsReader& r, const std::vector<ParamSpec>& specs, const std::string& suffix,
-               Backend& be, Buffer flat) {
-  std::vector<float> host(flat.numel, 0.0f);
+               std::vector<float>& flat, bool whole_file) {
   for (const auto& s : specs) {
     auto it = r.tensors().find(s.name + suffix);
     if (it == r.tensors().end())
@@ -82,12 +74,11 @@ void read_flat(const SafetensorsReader& r, const std::vector<ParamSpec>& specs, 
     if (it->second.shape != s.shape)
       fail("{}: tensor {} has shape {}, the config expects {}; the checkpoint was made with another model "
            "config", r.path(), s.name + suffix, nlohmann::json(it->second.shape).dump(), nlohmann::json(s.shape).dump());
-    r.read(s.name + suffix, std::span<float>(host.data() + s.offset, s.numel));
+    r.read(s.name + suffix, std::span<float>(flat.data() + s.offset, s.numel));
   }
-  if (r.tensors().size() != specs.size())
+  if (whole_file && r.tensors().size() != specs.size())
     fail("{}: holds {} tensors, the config expects {}; the checkpoint was made with another model config", r.path(),
          r.tensors().size(), specs.size());
-  be.upload(flat, std::span<const float>(host));
 }
 
 }  // namespace
@@ -109,8 +100,8 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
-std::string save_checkpoint(const std::string& run_dir, Model& model, AdamW& optimizer, const TrainState& state,
-                            const Config& cfg) {
+std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamSpec>& specs,
+                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg) {
   const fs::path parent = fs::path(run_dir) / "checkpoints";
   const std::string name = checkpoint_name(state.step);
   const fs::path tmp = parent / (kTmpPrefix + name), final_dir = parent / name;
@@ -121,20 +112,12 @@ std::string save_checkpoint(const std::string& run_dir, Model& model, AdamW& opt
   fs::create_directory(tmp, ec);
   if (ec) fail("{}: cannot create ({})", tmp.string(), ec.message());
   try {
-    Backend& be = model.backend();
-    const auto& specs = model.specs();
     const std::map<std::string, std::string> meta = {{"format", "pt"}, {"step", std::to_string(state.step)}};
-    {
-      const std::vector<float> w = to_host(be, model.params());
-      write_safetensors((tmp / kModelFile).string(), tensor_refs(specs, w, ""), meta);
-    }
+    write_safetensors((tmp / kModelFile).string(), tensor_refs(specs, tensors.params, ""), meta);
     maybe_inject_fault(state.step);
-    {
-      const std::vector<float> m = to_host(be, optimizer.m()), v = to_host(be, optimizer.v());
-      std::vector<TensorRef> refs = tensor_refs(specs, m, ".exp_avg");
-      for (auto& r : tensor_refs(specs, v, ".exp_avg_sq")) refs.push_back(r);
-      write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
-    }
+    std::vector<TensorRef> refs = tensor_refs(specs, tensors.exp_avg, ".exp_avg");
+    for (auto& r : tensor_refs(specs, tensors.exp_avg_sq, ".exp_avg_sq")) refs.push_back(r);
+    write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
     nlohmann::ordered_json st;
     st["format_version"] = kCheckpointFormatVersion;
     st["step"] = state.step;
@@ -191,37 +174,22 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
   return st;
 }
 
-TrainState load_checkpoint(const std::string& dir, Model& model, AdamW* optimizer) {
+TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>& specs, size_t flat_elements,
+                           CheckpointTensors& out, bool with_optimizer) {
   const nlohmann::json st = verify_checkpoint(dir);
-  const auto& specs = model.specs();
-  read_flat(SafetensorsReader((fs::path(dir) / kModelFile).string()), specs, "", model.backend(), model.params());
+  out.params.assign(flat_elements, 0.0f);
+  read_flat(SafetensorsReader((fs::path(dir) / kModelFile).string()), specs, "", out.params, true);
   TrainState s;
-  if (!optimizer) return s;
+  if (!with_optimizer) return s;
   {
+    // one file holds both moments: each half must be complete, and nothing else may be there
     SafetensorsReader r((fs::path(dir) / kOptimizerFile).string());
-    std::vector<ParamSpec> m_specs, v_specs;
-    for (const auto& p : specs) {
-      m_specs.push_back(p);
-      m_specs.back().name += ".exp_avg";
-      v_specs.push_back(p);
-      v_specs.back().name += ".exp_avg_sq";
-    }
-    // the file holds both moments: check names and shapes of each half, then the total count
-    std::vector<ParamSpec> both = m_specs;
-    both.insert(both.end(), v_specs.begin(), v_specs.end());
-    for (const auto& p : both) {
-      auto it = r.tensors().find(p.name);
-      if (it == r.tensors().end() || it->second.shape != p.shape)
-        fail("{}: tensor {} is missing or has another shape; the checkpoint was made with another model config",
-             r.path(), p.name);
-    }
-    if (r.tensors().size() != both.size())
-      fail("{}: holds {} tensors, the config expects {}", r.path(), r.tensors().size(), both.size());
-    std::vector<float> host(model.params().numel, 0.0f);
-    for (const auto& [list, buf] : {std::pair{&m_specs, optimizer->m()}, std::pair{&v_specs, optimizer->v()}}) {
-      for (const auto& p : *list) r.read(p.name, std::span<float>(host.data() + p.offset, p.numel));
-      model.backend().upload(buf, std::span<const float>(host));
-    }
+    out.exp_avg.assign(flat_elements, 0.0f);
+    out.exp_avg_sq.assign(flat_elements, 0.0f);
+    read_flat(r, specs, ".exp_avg", out.exp_avg, false);
+    read_flat(r, specs, ".exp_avg_sq", out.exp_avg_sq, false);
+    if (r.tensors().size() != 2 * specs.size())
+      fail("{}: holds {} tensors, the config expects {}", r.path(), r.tensors().size(), 2 * specs.size());
   }
   try {
     s.step = st.at("step").get<int64_t>();
@@ -234,6 +202,12 @@ TrainState load_checkpoint(const std::string& dir, Model& model, AdamW* optimize
     fail("{}/{}: incomplete training state ({})", dir, kStateFile, e.what());
   }
   return s;
+}
+
+void load_weights(const std::string& dir, Model& model) {
+  CheckpointTensors t;
+  load_checkpoint(dir, model.specs(), model.params().numel, t, /*with_optimizer=*/false);
+  model.backend().upload(model.params(), std::span<const float>(t.params));
 }
 
 Config checkpoint_config(const nlohmann::json& st, const std::string& dir) {

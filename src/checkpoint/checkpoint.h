@@ -12,7 +12,6 @@
 #include "config/config.h"
 #include "data/loader.h"
 #include "model/model.h"
-#include "train/optimizer.h"
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +33,12 @@ struct TrainState {
   int64_t skipped_consecutive = 0;
 };
 
+// The tensors of a checkpoint, in host memory, each a whole flat buffer in the layout of the parameter table
+// (specs' offsets; padding zero). Weights only, or weights and AdamW moments.
+struct CheckpointTensors {
+  std::vector<float> params, exp_avg, exp_avg_sq;
+};
+
 struct CheckpointEntry {
   std::string dir;
   int64_t step;
@@ -47,16 +52,20 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir);
 
 // Writes the checkpoint of `state.step` and returns its directory. On any failure the partial checkpoint is
 // removed, the earlier ones are untouched, and an Error names the file and the reason.
-std::string save_checkpoint(const std::string& run_dir, Model& model, AdamW& optimizer, const TrainState& state,
-                            const Config& cfg);
+std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamSpec>& specs,
+                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg);
 
 // Checks that state.json parses and that both tensor files exist with the recorded size and SHA-256.
 // Returns the parsed state.json; an Error names the file and the problem.
 nlohmann::json verify_checkpoint(const std::string& dir);
 
-// Loads the weights (and, when `optimizer` is given, the moments) of a verified checkpoint, checking that
-// every tensor the model expects is there with its shape. Returns the saved TrainState.
-TrainState load_checkpoint(const std::string& dir, Model& model, AdamW* optimizer);
+// Reads the weights (and, with `with_optimizer`, the moments) of a verified checkpoint into `out` (resized to
+// `flat_elements`), checking that every tensor of `specs` is there with its shape. Returns the saved state.
+TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>& specs, size_t flat_elements,
+                           CheckpointTensors& out, bool with_optimizer);
+
+// Weights only, straight into a model (analysis, evaluation, --init-from).
+void load_weights(const std::string& dir, Model& model);
 
 // The resolved config stored in a checkpoint.
 Config checkpoint_config(const nlohmann::json& state_json, const std::string& dir);

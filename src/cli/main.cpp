@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "dist/comm.h"
 
 #include <csignal>
 #include <cstdio>
@@ -44,10 +45,10 @@ int main(int argc, char** argv) {
       return c.run(sp::Argv(argv + 2, argv + argc));
     } catch (const sp::Error& e) {
       spdlog::error("{}", e.what());
-      return int(e.code());
+      sp::abort_job(int(e.code()));  // in an MPI job: end every rank now, not only this one
     } catch (const std::exception& e) {
       spdlog::error("{}", e.what());
-      return int(sp::ExitCode::Failure);
+      sp::abort_job(int(sp::ExitCode::Failure));
     }
   }
   std::fprintf(stderr, "softpick: unknown command '%s'\n\n", name.c_str());

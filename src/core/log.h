@@ -8,7 +8,9 @@
 
 namespace sp {
 
-// Installs the process-wide logger. `level` is one of trace, debug, info, warn, error, off.
-void init_logging(const std::string& level = "info");
+// Installs the process-wide logger. `level` is one of trace, debug, info, warn, error, off. In a job of
+// several ranks (world_size > 1) every line carries "rank R", and ranks other than 0 log warnings and
+// errors only.
+void init_logging(const std::string& level = "info", int rank = 0, int world_size = 1);
 
 }  // namespace sp

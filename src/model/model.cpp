@@ -12,7 +12,7 @@ Normaliser normaliser_from_name(const std::string& name) {
   usage_fail("model.attention = \"{}\": use softmax, softpick or rectified", name);
 }
 
-Model::Model(const ModelConfig& cfg, Backend& backend)
+Model::Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple)
     : cfg_(cfg), be_(backend), specs_(param_specs(cfg)) {
   C_ = cfg.hidden_size;
   L_ = cfg.num_hidden_layers;
@@ -21,8 +21,9 @@ Model::Model(const ModelConfig& cfg, Backend& backend)
   D_ = C_ / H_;
   F_ = *cfg.intermediate_size;
   V_ = cfg.vocab_size;
-  params_ = be_.alloc(flat_size(specs_), be_.param_dtype());
-  grads_ = be_.alloc(flat_size(specs_), be_.param_dtype());
+  const size_t P = (flat_size(specs_) + pad_multiple - 1) / pad_multiple * pad_multiple;
+  params_ = be_.alloc(P, be_.param_dtype());
+  grads_ = be_.alloc(P, be_.param_dtype());
   w_ = views(params_);
   g_ = views(grads_);
 }

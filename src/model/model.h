@@ -59,7 +59,8 @@ struct Activations {
 
 class Model {
 public:
-  Model(const ModelConfig& cfg, Backend& backend);
+  // The flat buffers are padded to a multiple of `pad_multiple` elements (ZeRO-1 shards them evenly).
+  Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple = 1);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -1,31 +1,87 @@
 #include "train/optimizer.h"
 
+#include "core/check.h"
+
+#include <algorithm>
 #include <cmath>
 
 namespace sp {
 
-AdamW::AdamW(const OptimizerConfig& cfg, Model& model) : cfg_(cfg), model_(model) {
+AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64_t zero_stage)
+    : cfg_(cfg), model_(model), comm_(comm), sharded_(zero_stage == 1 && comm.size() > 1) {
   Backend& be = model.backend();
-  m_ = be.alloc(model.params().numel, be.param_dtype());
-  v_ = be.alloc(model.params().numel, be.param_dtype());
+  const size_t P = model.params().numel, W = size_t(comm.size());
+  if (sharded_) {
+    SP_ASSERT(P % W == 0, "ZeRO-1 needs the flat buffers padded to a multiple of the world size");
+    shard_size_ = P / W;
+    shard_begin_ = size_t(comm.rank()) * shard_size_;
+    grad_shard_ = be.alloc(shard_size_, be.param_dtype());
+  } else {
+    shard_size_ = P;
+  }
+  m_ = be.alloc(shard_size_, be.param_dtype());
+  v_ = be.alloc(shard_size_, be.param_dtype());
 }
 
 AdamW::~AdamW() {
-  model_.backend().release(m_);
-  model_.backend().release(v_);
+  Backend& be = model_.backend();
+  be.release(m_);
+  be.release(v_);
+  if (grad_shard_) be.release(grad_shard_);
 }
 
-double AdamW::grad_norm() { return std::sqrt(model_.backend().sum_squares(model_.grads())); }
+void AdamW::reduce_gradients() {
+  if (comm_.size() == 1) return;
+  if (sharded_) comm_.reduce_scatter(model_.grads(), grad_shard_, ReduceOp::Avg);
+  else comm_.all_reduce(model_.grads(), ReduceOp::Avg);
+}
+
+double AdamW::grad_norm() {
+  Backend& be = model_.backend();
+  if (!sharded_) return std::sqrt(be.sum_squares(model_.grads()));
+  std::vector<double> sq = {be.sum_squares(grad_shard_)};
+  comm_.all_reduce_host(sq, ReduceOp::Sum);
+  return std::sqrt(sq[0]);
+}
 
 void AdamW::step(double lr, int64_t step, double grad_scale) {
   Backend& be = model_.backend();
+  const Buffer grads = sharded_ ? grad_shard_ : model_.grads().slice(0, shard_size_);
+  const size_t lo = shard_begin_, hi = shard_begin_ + shard_size_;
   for (const ParamSpec& s : model_.specs()) {
-    const bool decays = cfg_.decay_norms_and_embeddings ||
-                        (s.role == ParamRole::Matmul || s.role == ParamRole::LmHead);
+    // the part of this tensor inside the shard [lo, hi)
+    const size_t a = std::max(lo, s.offset), b = std::min(hi, s.offset + s.numel);
+    if (a >= b) continue;
+    const bool decays = cfg_.decay_norms_and_embeddings || s.role == ParamRole::Matmul || s.role == ParamRole::LmHead;
     const AdamWArgs args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, decays ? cfg_.weight_decay : 0.0, step, grad_scale};
-    be.adamw_update(model_.params().slice(s.offset, s.numel), model_.grads().slice(s.offset, s.numel),
-                    m_.slice(s.offset, s.numel), v_.slice(s.offset, s.numel), args);
+    be.adamw_update(model_.params().slice(a, b - a), grads.slice(a - lo, b - a), m_.slice(a - lo, b - a),
+                    v_.slice(a - lo, b - a), args);
   }
+  if (sharded_) comm_.all_gather(model_.params());
+}
+
+void AdamW::get_moments(std::vector<float>& m, std::vector<float>& v) {
+  Backend& be = model_.backend();
+  const size_t P = model_.params().numel;
+  for (auto [host, shard] : {std::pair{&m, m_}, std::pair{&v, v_}}) {
+    host->assign(P, 0.0f);
+    if (!sharded_) {
+      be.download(std::span<float>(*host), shard);
+      continue;
+    }
+    Buffer full = be.alloc(P, be.param_dtype());
+    be.copy(full.slice(shard_begin_, shard_size_), shard);
+    comm_.all_gather(full);
+    be.download(std::span<float>(*host), full);
+    be.release(full);
+  }
+}
+
+void AdamW::set_moments(const std::vector<float>& m, const std::vector<float>& v) {
+  Backend& be = model_.backend();
+  SP_ASSERT(m.size() == model_.params().numel && v.size() == m.size(), "set_moments: wrong sizes");
+  for (auto [host, shard] : {std::pair{&m, m_}, std::pair{&v, v_}})
+    be.upload(shard, std::span<const float>(host->data() + shard_begin_, shard_size_));
 }
 
 double clip_scale(double grad_norm, double max_norm) {

@@ -2,11 +2,14 @@
 
 #include "backend/backend.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/sha256.h"
 #include "core/check.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "data/loader.h"
 #include "data/tokenizer.h"
+#include "dist/comm.h"
 #include "model/model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -21,6 +24,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -49,8 +53,10 @@ void split_windows(const std::vector<int32_t>& windows, int64_t B, int64_t T, st
     }
 }
 
-// Mean validation loss over the first `batches` batches of the (unshuffled) val stream.
-double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batches, int64_t B, int64_t T) {
+// Mean validation loss over the first `batches` global batches of the (unshuffled) val stream; each rank
+// scores its share and the sums are combined.
+double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batches, int64_t B, int64_t T,
+                Communicator& comm) {
   std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
   val.rewind();
   LossSum total;
@@ -62,7 +68,9 @@ double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batche
     total.sum += l.sum;
     total.count += l.count;
   }
-  return total.sum / double(std::max<int64_t>(1, total.count));
+  std::vector<double> sums = {total.sum, double(total.count)};
+  comm.all_reduce_host(sums, ReduceOp::Sum);
+  return sums[0] / std::max(1.0, sums[1]);
 }
 
 std::string sample_text(Model& model, Activations& acts, const Tokenizer& tok, const Config& cfg, int64_t step) {
@@ -73,8 +81,10 @@ std::string sample_text(Model& model, Activations& acts, const Tokenizer& tok, c
   return tok.decode(ids);
 }
 
-LoaderOptions loader_options(const Config& c, bool shuffle) {
+LoaderOptions loader_options(const Config& c, bool shuffle, const Communicator& comm) {
   LoaderOptions o;
+  o.rank = comm.rank();
+  o.world_size = comm.size();
   o.batch_size = c.training.batch_size;
   o.seq_len = c.training.seq_len;
   o.vocab_size = c.model.vocab_size;
@@ -84,6 +94,54 @@ LoaderOptions loader_options(const Config& c, bool shuffle) {
   return o;
 }
 
+
+// A checksum of the weights' bits: equal on every rank unless they diverged.
+std::string weights_checksum(Model& model) {
+  std::vector<float> w(model.params().numel);
+  model.backend().download(std::span<float>(w), model.params());
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the 32-bit words
+  for (float f : w) {
+    uint32_t u;
+    std::memcpy(&u, &f, 4);
+    h = (h ^ u) * 1099511628211ull;
+  }
+  return fmt::format("{:016x}", h);
+}
+
+// Stops the job loudly if the ranks' weights differ (they must stay bit-identical).
+void check_replicas(Model& model, Communicator& comm, int64_t step) {
+  if (comm.size() == 1) return;
+  const auto all = comm.all_gather_string(weights_checksum(model));
+  for (int r = 1; r < comm.size(); ++r)
+    if (all[size_t(r)] != all[0])
+      fail("step {}: the weights of rank {} (checksum {}) differ from rank 0's ({}): the replicas diverged; "
+           "check that every rank runs the same binary on the same kind of machine", step, r, all[size_t(r)], all[0]);
+}
+
+// Every rank must run the same binary with the same resolved config.
+void check_ranks_agree(const Config& cfg, Communicator& comm) {
+  if (comm.size() == 1) return;
+  const std::string mine = sha256_file("/proc/self/exe") + " " + to_json(cfg).dump();
+  const auto all = comm.all_gather_string(mine);
+  for (int r = 1; r < comm.size(); ++r)
+    if (all[size_t(r)] != all[0])
+      fail("rank {} was started with a different {} than rank 0; launch every rank with the same binary, "
+           "config file and overrides", r,
+           all[size_t(r)].substr(0, 64) != all[0].substr(0, 64) ? "binary" : "config");
+}
+
+// Rank 0's copy of a host vector, on every rank.
+void broadcast_host(std::vector<float>& v, size_t n, Backend& be, Communicator& comm) {
+  if (comm.size() == 1) return;
+  v.resize(n);
+  Buffer b = be.alloc(n, DType::F32);
+  if (comm.rank() == 0) be.upload(b, std::span<const float>(v));
+  comm.broadcast(b, 0);
+  be.download(std::span<float>(v), b);
+  be.release(b);
+}
+std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
+
 }  // namespace
 
 TrainSummary train(const Config& cfg, const TrainOptions& opt) {
@@ -91,74 +149,118 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   const int64_t accum = cfg.training.gradient_accumulation_steps;
   const Derived derived = derive(cfg);
 
-  // ---- set up: where to start, run directory, backend, model, optimizer, data ----
-  init_logging(cfg.logging.level);
+  // ---- set up: ranks, where to start, run directory, backend, model, optimizer, data ----
+  std::unique_ptr<Communicator> comm = make_communicator();
+  const bool rank0 = comm->rank() == 0;
+  init_logging(cfg.logging.level, comm->rank(), comm->size());
+  check_ranks_agree(cfg, *comm);
   validate_data_files(cfg);
   const std::filesystem::path run_dir(cfg.training.run_dir);
-  std::error_code ec;
-  std::filesystem::create_directories(run_dir, ec);
-  if (ec) fail("training.run_dir = \"{}\": cannot create it ({})", run_dir.string(), ec.message());
-  const std::optional<std::string> resume_dir = choose_resume_checkpoint(cfg, opt.overwrite);
-  if (resume_dir) check_resume_config(cfg, *resume_dir, /*weights_only=*/false);
-  if (!opt.init_from.empty()) {
-    if (resume_dir) usage_fail("--init-from {}: the run directory {} already has a checkpoint to resume; use "
-                               "another training.run_dir for the new run", opt.init_from, run_dir.string());
-    check_resume_config(cfg, opt.init_from, /*weights_only=*/true);
-  }
-  spdlog::info("resolved config:\n{}", to_json(cfg, derived).dump(2));
-  {
+  std::optional<std::string> resume_dir;
+  if (rank0) {  // only rank 0 touches the run directory
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir, ec);
+    if (ec) fail("training.run_dir = \"{}\": cannot create it ({})", run_dir.string(), ec.message());
+    resume_dir = choose_resume_checkpoint(cfg, opt.overwrite);
+    if (resume_dir) check_resume_config(cfg, *resume_dir, /*weights_only=*/false);
+    if (!opt.init_from.empty()) {
+      if (resume_dir) usage_fail("--init-from {}: the run directory {} already has a checkpoint to resume; use "
+                                 "another training.run_dir for the new run", opt.init_from, run_dir.string());
+      check_resume_config(cfg, opt.init_from, /*weights_only=*/true);
+    }
+    spdlog::info("resolved config:\n{}", to_json(cfg, derived).dump(2));
     std::ofstream out(run_dir / "config.json");
     out << to_json(cfg).dump(2) << "\n";
     if (!out) fail("{}: cannot write the resolved config", (run_dir / "config.json").string());
   }
+  if (const std::string d = broadcast_string(resume_dir.value_or(""), *comm); !d.empty()) resume_dir = d;
 
-  const int threads = cfg.training.threads ? int(*cfg.training.threads) : omp_get_num_procs();
+  // the node's cores are shared by its ranks
+  const int threads = cfg.training.threads ? int(*cfg.training.threads)
+                                           : std::max(1, omp_get_num_procs() / comm->local_size());
   auto backend = make_backend("cpu", threads);
-  Model model(cfg.model, *backend);
+  Model model(cfg.model, *backend, size_t(comm->size()) * kParamAlign);
   model.init_weights(uint64_t(cfg.training.seed));
-  AdamW optimizer(cfg.optimizer, model);
+  AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
   Activations acts = model.make_activations(B, T);
   Activations sample_acts = model.make_activations(1, T);
 
-  DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true), "data.train_files");
-  DataLoader val_data(glob_files(cfg.data.val_files), loader_options(cfg, false), "data.val_files");
-  if (int64_t(val_data.windows_per_epoch()) < B)
-    fail("data.val_files: {} windows of {} tokens, fewer than one batch of {}; use more validation data or a "
-         "smaller training.batch_size", val_data.windows_per_epoch(), T + 1, B);
-  const int64_t val_batches = std::clamp<int64_t>(cfg.logging.eval_tokens / (B * T), 1,
-                                                  int64_t(val_data.windows_per_epoch()) / B);
+  DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true, *comm), "data.train_files");
+  DataLoader val_data(glob_files(cfg.data.val_files), loader_options(cfg, false, *comm), "data.val_files");
+  const int64_t global_B = B * comm->size();
+  if (int64_t(val_data.windows_per_epoch()) < global_B)
+    fail("data.val_files: {} windows of {} tokens, fewer than one global batch of {}; use more validation data "
+         "or a smaller training.batch_size", val_data.windows_per_epoch(), T + 1, global_B);
+  const int64_t val_batches = std::clamp<int64_t>(cfg.logging.eval_tokens / (global_B * T), 1,
+                                                  int64_t(val_data.windows_per_epoch()) / global_B);
   const Tokenizer tokenizer = Tokenizer::load(cfg.data.tokenizer);
 
   TrainState state;
   NonFiniteGuard guard(cfg.training.max_skipped_steps);
-  const std::string metrics_path = (run_dir / "metrics.jsonl").string();
-  if (resume_dir) {
-    state = load_checkpoint(*resume_dir, model, &optimizer);
-    train_data.restore(state.loader);
-    guard.restore(state.skipped_total, state.skipped_consecutive);
-    spdlog::info("resuming from {} (step {}, {} tokens seen)", *resume_dir, state.step, state.tokens_seen);
-    if (state.step >= cfg.training.steps)
-      spdlog::warn("the run is already at step {} of training.steps = {}: nothing to train (raise training.steps "
-                   "to continue, or use another training.run_dir)", state.step, cfg.training.steps);
-  } else if (!opt.init_from.empty()) {
-    load_checkpoint(opt.init_from, model, nullptr);
-    spdlog::info("new run from the weights of {}", opt.init_from);
+  if (resume_dir || !opt.init_from.empty()) {
+    // rank 0 reads the checkpoint and every rank receives it: no shared file system needed
+    const std::string dir = resume_dir.value_or(opt.init_from);
+    CheckpointTensors t;
+    std::string state_json;
+    if (rank0) {
+      state = load_checkpoint(dir, model.specs(), model.params().numel, t, /*with_optimizer=*/bool(resume_dir));
+      state_json = nlohmann::json{{"step", state.step}, {"updates", state.updates}, {"tokens", state.tokens_seen},
+                                  {"loader", to_json(state.loader)}, {"skip", {state.skipped_total, state.skipped_consecutive}}}.dump();
+    }
+    const size_t P = model.params().numel;
+    broadcast_host(t.params, P, *backend, *comm);
+    backend->upload(model.params(), std::span<const float>(t.params));
+    if (resume_dir) {
+      broadcast_host(t.exp_avg, P, *backend, *comm);
+      broadcast_host(t.exp_avg_sq, P, *backend, *comm);
+      optimizer.set_moments(t.exp_avg, t.exp_avg_sq);
+      const auto j = nlohmann::json::parse(broadcast_string(state_json, *comm));
+      state.step = j["step"];
+      state.updates = j["updates"];
+      state.tokens_seen = j["tokens"];
+      state.loader = loader_position_from_json(j["loader"]);
+      state.skipped_total = j["skip"][0];
+      state.skipped_consecutive = j["skip"][1];
+      train_data.restore(state.loader);  // the stream position is global: any world size continues it
+      guard.restore(state.skipped_total, state.skipped_consecutive);
+      spdlog::info("resuming from {} (step {}, {} tokens seen) on {} rank(s)", dir, state.step, state.tokens_seen,
+                   comm->size());
+      if (state.step >= cfg.training.steps)
+        spdlog::warn("the run is already at step {} of training.steps = {}: nothing to train (raise "
+                     "training.steps to continue, or use another training.run_dir)", state.step, cfg.training.steps);
+    } else {
+      spdlog::info("new run from the weights of {}", dir);
+    }
   }
-  truncate_metrics(metrics_path, state.step);  // a fresh run starts an empty file
-  MetricsLog metrics(metrics_path);
+  std::optional<MetricsLog> metrics;  // rank 0 writes the metrics
+  if (rank0) {
+    const std::string metrics_path = (run_dir / "metrics.jsonl").string();
+    truncate_metrics(metrics_path, state.step);  // a fresh run starts an empty file
+    metrics.emplace(metrics_path);
+  }
+  auto record = [&](const nlohmann::ordered_json& r) {
+    if (metrics) metrics->write(r);
+  };
 
   const double peak_gflops = measure_gemm_gflops();
-  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} threads", derived.params_total,
-               derived.params_non_embedding, cfg.model.attention, cfg.model.ssmax ? " + SSMax" : "", threads);
+  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) x {} threads{}",
+               derived.params_total, derived.params_non_embedding, cfg.model.attention,
+               cfg.model.ssmax ? " + SSMax" : "", comm->size(), threads, optimizer.sharded() ? ", ZeRO-1" : "");
   spdlog::info("data: {} train tokens in {} windows, {} val batches; {} tokens per step", train_data.total_tokens(),
-               train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank);
-  spdlog::info("CPU peak (measured fp32 GEMM): {:.1f} GFLOP/s; writing {}", peak_gflops, metrics.path());
+               train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank * comm->size());
+  spdlog::info("CPU peak (measured fp32 GEMM): {:.1f} GFLOP/s", peak_gflops);
 
   g_stop_requested = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  auto save = [&] {
-    const std::string dir = save_checkpoint(run_dir.string(), model, optimizer, state, cfg);
+  auto save = [&] {  // a collective: the moments are gathered from every rank's shard; rank 0 writes
+    check_replicas(model, *comm, state.step);
+    CheckpointTensors t;
+    t.params.resize(model.params().numel);
+    backend->download(std::span<float>(t.params), model.params());
+    optimizer.get_moments(t.exp_avg, t.exp_avg_sq);
+    if (!rank0) return;
+    const std::string dir = save_checkpoint(run_dir.string(), model.specs(), t, state, cfg);
     rotate_checkpoints(run_dir.string(), cfg.checkpoint.keep_latest_k, cfg.checkpoint.keep_every);
     spdlog::info("checkpoint {}", dir);
   };
@@ -171,17 +273,20 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   Stopwatch run_clock;
   for (int64_t step = state.step; step < cfg.training.steps; ++step) {
     if (step % cfg.logging.eval_interval == 0) {
-      const double val = evaluate(model, acts, val_data, val_batches, B, T);
+      check_replicas(model, *comm, step);
+      const double val = evaluate(model, acts, val_data, val_batches, B, T, *comm);
       if (summary.first_val_loss == 0) summary.first_val_loss = val;
       summary.last_val_loss = val;
-      metrics.write({{"type", "eval"}, {"step", step}, {"val_loss", val}});
+      record({{"type", "eval"}, {"step", step}, {"val_loss", val}});
       spdlog::info("step {:>6} | val loss {:.4f}", step, val);
     }
-    if (step > 0 && step % cfg.logging.sample_interval == 0) {
+    if (rank0 && step > 0 && step % cfg.logging.sample_interval == 0) {
       const std::string text = sample_text(model, sample_acts, tokenizer, cfg, step);
-      metrics.write({{"type", "sample"}, {"step", step}, {"text", text}});
+      record({{"type", "sample"}, {"step", step}, {"text", text}});
       spdlog::info("sample at step {}:\n{}", step, text);
     }
+
+    if (fault_requested("error-at-step", step)) fail("injected fault at step {} (SOFTPICK_FAULT)", step);
 
     // one optimizer step: accum micro-batches of forward, loss, backward
     Stopwatch step_clock;
@@ -198,7 +303,12 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
       loss.sum += l.sum;
       loss.count += l.count;
     }
-    const double mean_loss = loss.sum / double(loss.count);
+    // average over ranks, once per step: the gradients, the loss, and whether to stop
+    optimizer.reduce_gradients();
+    std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
+    comm->all_reduce_host(global, ReduceOp::Sum);
+    const double mean_loss = global[0] / global[1];
+    const bool stop = global[2] > 0;
     const double norm = optimizer.grad_norm();
     const bool finite = guard.accept(mean_loss, norm);
     if (finite) {
@@ -208,18 +318,18 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
                    mean_loss, norm, guard.consecutive());
     }
     state.step = step + 1;
-    state.tokens_seen += B * T * accum;
+    state.tokens_seen += B * T * accum * comm->size();
     state.loader = train_data.position();
     state.skipped_total = guard.total_skipped();
     state.skipped_consecutive = guard.consecutive();
 
     const double dt = step_clock.seconds();
-    const double tokens_per_s = double(B * T * accum) / dt;
-    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9);
+    const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
+    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9 * comm->size());
     summary.steps_done = state.step;
     summary.skipped_steps = guard.total_skipped();
     summary.last_train_loss = mean_loss;
-    metrics.write({{"type", "train"}, {"step", step}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", norm},
+    record({{"type", "train"}, {"step", step}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", norm},
                    {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_ms", dt * 1e3},
                    {"skipped", !finite}, {"elapsed_s", run_clock.seconds()}});
     if (step % cfg.logging.log_interval == 0 || state.step == cfg.training.steps) {
@@ -228,8 +338,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
       spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {:.1f}% | ETA {}",
                    step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, 100 * mfu, format_duration(eta));
     }
-    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || g_stop_requested) save();
-    if (g_stop_requested) {
+    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop) save();
+    if (stop) {
       spdlog::warn("stop requested: stopped after step {}", step);
       summary.interrupted = true;
       break;
@@ -237,17 +347,19 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   }
 
   // ---- the end: final evaluation and summary ----
-  const double val = evaluate(model, acts, val_data, val_batches, B, T);
+  const double val = evaluate(model, acts, val_data, val_batches, B, T, *comm);
   if (summary.first_val_loss == 0) summary.first_val_loss = val;
   summary.last_val_loss = val;
-  metrics.write({{"type", "eval"}, {"step", summary.steps_done}, {"val_loss", val}});
-  const std::string text = sample_text(model, sample_acts, tokenizer, cfg, summary.steps_done);
-  metrics.write({{"type", "sample"}, {"step", summary.steps_done}, {"text", text}});
-  spdlog::info("final sample:\n{}", text);
+  record({{"type", "eval"}, {"step", summary.steps_done}, {"val_loss", val}});
+  if (rank0) {
+    const std::string text = sample_text(model, sample_acts, tokenizer, cfg, summary.steps_done);
+    record({{"type", "sample"}, {"step", summary.steps_done}, {"text", text}});
+    spdlog::info("final sample:\n{}", text);
+  }
   spdlog::info("done: step {} after {} this session ({} skipped in all); train loss {:.4f}; val loss {:.4f} -> "
                "{:.4f}; metrics in {}", summary.steps_done, format_duration(run_clock.seconds()),
                summary.skipped_steps, summary.last_train_loss, summary.first_val_loss, summary.last_val_loss,
-               metrics.path());
+               (run_dir / "metrics.jsonl").string());
   model.free_activations(acts);
   model.free_activations(sample_acts);
   std::signal(SIGINT, SIG_DFL);

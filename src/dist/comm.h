@@ -1,0 +1,64 @@
+// The communicator: collectives across the ranks of a data-parallel job, on backend buffers.
+//
+// Implementations: "single" (one process, no launcher needed, every collective is the identity), "mpi"
+// (MPI_COMM_WORLD; host buffers, used by the CPU backend) and "nccl" (device buffers, bootstrapped over
+// MPI; compiled where CUDA is present, used by the CUDA backend). docs/distributed.md describes launching.
+//
+// Every rank must call every collective in the same order with the same sizes. Buffers are fp32, fp64 or
+// bf16; Avg divides the sum by the world size.
+#pragma once
+
+#include "backend/backend.h"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace sp {
+
+enum class ReduceOp { Sum, Avg, Max };
+
+class Communicator {
+public:
+  virtual ~Communicator() = default;
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual int local_rank() const = 0;  // rank within its node (picks the GPU)
+  virtual int local_size() const = 0;  // ranks on this node (share its cores)
+
+  // in place on every rank
+  virtual void all_reduce(Buffer x, ReduceOp op) = 0;
+  // send (size() * n) -> recv (n): rank r receives the reduction of block r
+  virtual void reduce_scatter(Buffer send, Buffer recv, ReduceOp op) = 0;
+  // in place: x (size() * n), rank r contributes block r, every rank receives all blocks
+  virtual void all_gather(Buffer x) = 0;
+  virtual void broadcast(Buffer x, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Small host values for control decisions (loss sums, stop flags, checksums).
+  virtual void all_reduce_host(std::vector<double>& values, ReduceOp op) = 0;
+  virtual std::vector<std::string> all_gather_string(const std::string& s) = 0;
+};
+
+// True when an MPI launcher (mpirun, srun with PMI/PMIx) started this process.
+bool launched_by_mpi();
+
+// "single" when the process was not started by an MPI launcher, else "mpi". Initialises MPI if needed.
+std::unique_ptr<Communicator> make_communicator();
+
+// The one-process communicator (tests, benchmarks, tools that run on one process).
+Communicator& single_process();
+
+// The NCCL communicator for device buffers on `stream` (a cudaStream_t): rank 0 creates the NCCL id and
+// broadcasts it over `bootstrap` (MPI), the local rank picks the GPU. Every collective waits at most
+// `timeout_s` and aborts the communicator (and fails naming the rank) rather than hang. Only where CUDA was
+// found at build time; elsewhere it fails with a message.
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, void* stream,
+                                                     double timeout_s);
+
+// Ends every rank of the job now (MPI_Abort), after the caller has reported why. No-op for one process.
+[[noreturn]] void abort_job(int exit_code);
+
+}  // namespace sp

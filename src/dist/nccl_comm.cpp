@@ -1,0 +1,148 @@
+// The NCCL communicator (device buffers). Compiled where the CUDA toolkit and NCCL were found; the CUDA
+// backend uses it. Collectives are enqueued on the backend's stream and then waited for with a timeout, so
+// a dead peer ends the job with a message instead of a hang.
+#include "core/check.h"
+#include "dist/comm.h"
+
+#include <chrono>
+#include <thread>
+
+namespace sp {
+
+#ifdef SOFTPICK_HAVE_CUDA
+
+namespace {
+
+// A call on a non-blocking communicator may return ncclInProgress; anything else but success is an error.
+void check_async(ncclResult_t r, const char* expr, const char* file, int line) {
+  if (r != ncclSuccess && r != ncclInProgress) check_failed("NCCL", expr, file, line, ncclGetErrorString(r));
+}
+#define NCCL_CHECK_ASYNC(expr) check_async((expr), #expr, __FILE__, __LINE__)
+
+class NcclCommunicator final : public Communicator {
+public:
+  NcclCommunicator(std::unique_ptr<Communicator> bootstrap, cudaStream_t stream, double timeout_s)
+      : boot_(std::move(bootstrap)), stream_(stream), timeout_s_(timeout_s) {
+    int devices = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&devices));
+    if (devices == 0) fail("rank {}: no CUDA device visible", boot_->rank());
+    CUDA_CHECK(cudaSetDevice(boot_->local_rank() % devices));
+    ncclUniqueId id{};
+    if (boot_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    static_assert(sizeof(id) % 4 == 0, "ncclUniqueId travels as int32 words");
+    boot_->broadcast(Buffer{&id, sizeof(id) / 4, DType::I32}, 0);
+    ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+    config.blocking = 0;  // non-blocking: initialisation and collectives can be abandoned on a timeout
+    NCCL_CHECK_ASYNC(ncclCommInitRankConfig(&comm_, boot_->size(), id, boot_->rank(), &config));
+    wait_ready("ncclCommInitRankConfig");
+  }
+  ~NcclCommunicator() override {
+    if (comm_) ncclCommDestroy(comm_);
+  }
+
+  std::string name() const override { return "nccl"; }
+  int rank() const override { return boot_->rank(); }
+  int size() const override { return boot_->size(); }
+  int local_rank() const override { return boot_->local_rank(); }
+  int local_size() const override { return boot_->local_size(); }
+
+  void all_reduce(Buffer x, ReduceOp op) override {
+    NCCL_CHECK_ASYNC(ncclAllReduce(x.ptr, x.ptr, x.numel, type(x), nccl_op(op), comm_, stream_));
+    wait_stream("all_reduce");
+  }
+  void reduce_scatter(Buffer send, Buffer recv, ReduceOp op) override {
+    SP_ASSERT(send.numel == recv.numel * size_t(size()), "reduce_scatter sizes");
+    NCCL_CHECK_ASYNC(ncclReduceScatter(send.ptr, recv.ptr, recv.numel, type(recv), nccl_op(op), comm_, stream_));
+    wait_stream("reduce_scatter");
+  }
+  void all_gather(Buffer x) override {
+    const size_t n = x.numel / size_t(size());
+    // in place: this rank's block already sits at offset rank * n
+    NCCL_CHECK_ASYNC(ncclAllGather(x.slice(size_t(rank()) * n, n).ptr, x.ptr, n, type(x), comm_, stream_));
+    wait_stream("all_gather");
+  }
+  void broadcast(Buffer x, int root) override {
+    NCCL_CHECK_ASYNC(ncclBroadcast(x.ptr, x.ptr, x.numel, type(x), root, comm_, stream_));
+    wait_stream("broadcast");
+  }
+  void barrier() override { boot_->barrier(); }
+  void all_reduce_host(std::vector<double>& v, ReduceOp op) override { boot_->all_reduce_host(v, op); }
+  std::vector<std::string> all_gather_string(const std::string& s) override { return boot_->all_gather_string(s); }
+
+private:
+  static ncclDataType_t type(Buffer x) {
+    switch (x.dtype) {
+      case DType::F32: return ncclFloat32;
+      case DType::F64: return ncclFloat64;
+      case DType::BF16: return ncclBfloat16;
+      case DType::I32: return ncclInt32;
+    }
+    return ncclFloat32;
+  }
+  static ncclRedOp_t nccl_op(ReduceOp op) {
+    switch (op) {
+      case ReduceOp::Sum: return ncclSum;
+      case ReduceOp::Avg: return ncclAvg;
+      case ReduceOp::Max: return ncclMax;
+    }
+    return ncclSum;
+  }
+
+  void give_up(const char* what) {
+    ncclCommAbort(comm_);
+    comm_ = nullptr;
+    fail("rank {}: NCCL {} did not complete within {} s (a peer died or hangs); the job is aborted", rank(), what,
+         timeout_s_);
+  }
+  void wait_ready(const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    ncclResult_t state = ncclInProgress;
+    while (state == ncclInProgress) {
+      NCCL_CHECK_ASYNC(ncclCommGetAsyncError(comm_, &state));
+      if (state != ncclInProgress && state != ncclSuccess)
+        fail("rank {}: NCCL {} failed: {}", rank(), what, ncclGetErrorString(state));
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s_) give_up(what);
+      if (state == ncclInProgress) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  // Polls the stream and the communicator's error state until the collective is done or the time is up.
+  void wait_stream(const char* what) {
+    wait_ready(what);
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      cudaError_t q = cudaStreamQuery(stream_);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) CUDA_CHECK(q);
+      ncclResult_t state = ncclSuccess;
+      NCCL_CHECK_ASYNC(ncclCommGetAsyncError(comm_, &state));
+      if (state != ncclSuccess && state != ncclInProgress)
+        fail("rank {}: NCCL {} failed: {}", rank(), what, ncclGetErrorString(state));
+      if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > timeout_s_) give_up(what);
+      std::this_thread::yield();
+    }
+  }
+#undef NCCL_CHECK_ASYNC
+
+  std::unique_ptr<Communicator> boot_;
+  cudaStream_t stream_;
+  double timeout_s_;
+  ncclComm_t comm_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, void* stream,
+                                                     double timeout_s) {
+  return std::make_unique<NcclCommunicator>(std::move(bootstrap), static_cast<cudaStream_t>(stream), timeout_s);
+}
+
+#else
+
+std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator>, void*, double) {
+  fail("this build has no CUDA/NCCL support: rebuild on a machine with the CUDA toolkit and NCCL, or use "
+       "distributed.backend = mpi");
+}
+
+#endif
+
+}  // namespace sp
