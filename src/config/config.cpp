@@ -232,9 +232,6 @@ void resolve(Config& c) {
   if (m.bos_token_id >= m.vocab_size || m.eos_token_id >= m.vocab_size)
     usage_fail("{}: model.bos_token_id ({}) and model.eos_token_id ({}) must be below model.vocab_size ({})",
                src, m.bos_token_id, m.eos_token_id, m.vocab_size);
-  if (c.lr_scheduler.warmup_steps > c.training.steps)
-    usage_fail("{}: lr_scheduler.warmup_steps ({}) exceeds training.steps ({})", src,
-               c.lr_scheduler.warmup_steps, c.training.steps);
 }
 
 void validate_data_files(const Config& c) {

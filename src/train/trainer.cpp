@@ -242,6 +242,9 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     if (metrics) metrics->write(r);
   };
 
+  if (cfg.lr_scheduler.warmup_steps > cfg.training.steps)
+    spdlog::warn("lr_scheduler.warmup_steps ({}) exceeds training.steps ({}): the learning rate never reaches "
+                 "optimizer.lr", cfg.lr_scheduler.warmup_steps, cfg.training.steps);
   const double peak_gflops = measure_gemm_gflops();
   spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) x {} threads{}",
                derived.params_total, derived.params_non_embedding, cfg.model.attention,
