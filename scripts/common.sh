@@ -21,7 +21,7 @@ trap on_error ERR
 DEBIAN_PACKAGES=(build-essential cmake pkg-config nlohmann-json3-dev libspdlog-dev catch2 libopenmpi-dev
                  openmpi-bin libopenblas-openmp-dev python3 python3-pip fortunes fortunes-min)
 # PyPI packages the Python scripts and tests need.
-PYTHON_PACKAGES=(tokenizers safetensors numpy)
+PYTHON_PACKAGES=(tokenizers safetensors numpy matplotlib)
 
 install_debian_packages() {
   local missing=()

@@ -40,12 +40,18 @@ for attention in softpick softmax; do
     --training.run_dir="$run_dir" "$@")
 done
 
-step "done"
+step "measure what the paper measures: sink rate, kurtosis, activations, attention sparsity"
 for attention in softpick softmax; do
-  python3 - "$SOFTPICK_ROOT/runs/demo_$attention/metrics.jsonl" "$attention" <<'PY'
-import json, sys
-evals = [json.loads(l) for l in open(sys.argv[1]) if '"eval"' in l]
-print(f"{sys.argv[2]:>8}: val loss {evals[0]['val_loss']:.3f} -> {evals[-1]['val_loss']:.3f} "
-      f"(nats per byte), metrics in {sys.argv[1]}")
-PY
+  "$SOFTPICK_BUILD/softpick" analyze "$SOFTPICK_ROOT/runs/demo_$attention" --samples 16 \
+    --dump-attention 3:0 --dump-dir "$SOFTPICK_ROOT/runs/demo_$attention/analysis"
 done
+
+step "compare the two runs (table, loss curves, activations, attention maps)"
+compare="$SOFTPICK_ROOT/runs/demo_compare"
+mkdir -p "$compare"
+python3 "$SOFTPICK_ROOT/scripts/compare_runs.py" "$SOFTPICK_ROOT/runs/demo_softpick" "$SOFTPICK_ROOT/runs/demo_softmax" \
+  --out-dir "$compare"
+python3 "$SOFTPICK_ROOT/scripts/plot_attention.py" "$SOFTPICK_ROOT/runs/demo_softmax/analysis/attention_L3_H0.npy" \
+  "$SOFTPICK_ROOT/runs/demo_softpick/analysis/attention_L3_H0.npy" --titles softmax softpick \
+  --out "$compare/attention_L3_H0.png"
+echo "pictures in $compare"

@@ -57,6 +57,7 @@ Config tiny_config(const TempDir& d, std::vector<std::string> overrides = {}) {
 
 struct Metrics {
   std::vector<double> train_loss, val_loss;
+  std::vector<nlohmann::json> analysis;
   int samples = 0;
 };
 
@@ -68,6 +69,7 @@ Metrics read_metrics(const std::string& path) {
     if (j["type"] == "train") m.train_loss.push_back(j["loss"].get<double>());
     if (j["type"] == "eval") m.val_loss.push_back(j["val_loss"].get<double>());
     if (j["type"] == "sample") m.samples++;
+    if (j["type"] == "analysis") m.analysis.push_back(j);
   }
   return m;
 }
@@ -77,7 +79,7 @@ Metrics read_metrics(const std::string& path) {
 TEST_CASE("training writes metrics and the validation loss falls", "[train]") {
   TempDir d;
   write_corpus(d.path.string());
-  TrainSummary s = train(tiny_config(d));
+  TrainSummary s = train(tiny_config(d, {"logging.analysis_interval=20"}));
   CHECK(s.steps_done == 40);
   CHECK(s.skipped_steps == 0);
   Metrics m = read_metrics(d / "run/metrics.jsonl");
@@ -86,9 +88,16 @@ TEST_CASE("training writes metrics and the validation loss falls", "[train]") {
   CHECK(m.val_loss.front() > 5.0);  // about ln(259) = 5.56 at init
   CHECK(m.val_loss.back() < m.val_loss.front() - 2.0);
   CHECK(m.samples == 1);
+  REQUIRE(m.analysis.size() == 2);  // the periodic analysis at steps 0 and 20
+  for (const auto& a : m.analysis) {
+    CHECK(a["sink_rate"].get<double>() >= 0);
+    CHECK(a["kurtosis"].get<double>() > 0);
+    CHECK(a["max_abs_activation"].get<double>() > 0);
+    CHECK(a["sparsity_zero"].get<double>() > 0);  // softpick: exact zeros in the maps
+  }
   // the run directory holds the resolved config, which loads back to the same config
   Config back = load_config(d / "run/config.json");
-  CHECK(to_json(back) == to_json(tiny_config(d)));
+  CHECK(to_json(back) == to_json(tiny_config(d, {"logging.analysis_interval=20"})));
 }
 
 TEST_CASE("every attention variant trains", "[train]") {

@@ -20,5 +20,6 @@ int cmd_data(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_checkpoint(const Argv& args);
+int cmd_analyze(const Argv& args);
 
 }  // namespace sp

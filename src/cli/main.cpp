@@ -15,6 +15,7 @@ const sp::Command kCommands[] = {
     {"train", "train a model from a config", sp::cmd_train},
     {"bench", "measure training and attention throughput on this machine", sp::cmd_bench},
     {"checkpoint", "verify and summarise checkpoints", sp::cmd_checkpoint},
+    {"analyze", "measure sink rate, kurtosis and attention sparsity of a checkpoint", sp::cmd_analyze},
 };
 
 void print_usage(std::FILE* out) {

@@ -84,6 +84,8 @@ struct LoggingConfig {
   int64_t eval_tokens = 1048576;     // validation tokens per evaluation
   int64_t sample_interval = 5000;
   int64_t sample_tokens = 128;
+  std::optional<int64_t> analysis_interval;  // sink rate, kurtosis, sparsity every N steps; null: never
+  int64_t analysis_samples = 4;              // validation sequences the periodic analysis measures
 };
 
 struct DistributedConfig {
@@ -182,6 +184,8 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"logging", "eval_tokens", "validation tokens per evaluation (a fixed prefix of the val shards)", 1, kInf}, l.eval_tokens);
   v(FieldSpec{"logging", "sample_interval", "generate a text sample every this many steps", 1, kInf}, l.sample_interval);
   v(FieldSpec{"logging", "sample_tokens", "tokens per text sample", 1, kInf}, l.sample_tokens);
+  v(FieldSpec{"logging", "analysis_interval", "measure sink rate, kurtosis, max activation and sparsity on a fixed validation batch every this many steps; null = never", 1, kInf}, l.analysis_interval);
+  v(FieldSpec{"logging", "analysis_samples", "validation sequences of the periodic analysis", 1, kInf}, l.analysis_samples);
 
   auto& x = c.distributed;
   v(FieldSpec{"distributed", "backend", "gradient all-reduce: auto (NCCL on GPUs, MPI on CPUs), mpi or nccl", -kInf, kInf, {"auto", "mpi", "nccl"}}, x.backend);

@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include "analysis/analyze.h"
+
 #include "backend/backend.h"
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/sha256.h"
@@ -142,6 +144,29 @@ void broadcast_host(std::vector<float>& v, size_t n, Backend& be, Communicator& 
 }
 std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
 
+// The first S windows of a dataset, T tokens each (the inputs only), for the periodic analysis.
+std::vector<int32_t> first_windows(const DataLoader& data, int64_t S, int64_t T) {
+  std::vector<int32_t> tokens(size_t(S * T));
+  int64_t s = 0;
+  for (const auto& shard : data.shards())
+    for (int64_t w = 0; s < S && (w + 1) * T < shard.size(); ++w, ++s)
+      shard.read(w * T, std::span<int32_t>(tokens.data() + s * T, size_t(T)));
+  return tokens;
+}
+
+// Sink rate, kurtosis, largest activation and sparsity of the current weights (docs/analysis.md).
+nlohmann::ordered_json periodic_analysis(Model& model, const std::vector<int32_t>& tokens, int64_t S, int64_t T,
+                                         int64_t step) {
+  const AnalysisReport r = analyze_sequences(model, tokens, S, T, AnalysisOptions{});
+  const Moments all = r.hidden_all();
+  nlohmann::ordered_json j = {{"type", "analysis"}, {"step", step}, {"sink_rate", r.sink_rate()},
+                              {"kurtosis", all.kurtosis()}, {"max_abs_activation", all.max_abs()},
+                              {"sparsity_zero", r.sparsity_all().zero_fraction()}};
+  spdlog::info("step {:>6} | sink rate {:.2f}% | kurtosis {:.1f} | max |act| {:.2f} | attention zeros {:.1f}%", step,
+               100 * r.sink_rate(), all.kurtosis(), all.max_abs(), 100 * r.sparsity_all().zero_fraction());
+  return j;
+}
+
 }  // namespace
 
 TrainSummary train(const Config& cfg, const TrainOptions& opt) {
@@ -232,6 +257,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
       spdlog::info("new run from the weights of {}", dir);
     }
   }
+  // the fixed validation sequences of the periodic analysis (rank 0 measures them)
+  const int64_t analysis_S = std::min<int64_t>(cfg.logging.analysis_samples, int64_t(val_data.windows_per_epoch()));
+  std::vector<int32_t> analysis_tokens;
+  if (rank0 && cfg.logging.analysis_interval) analysis_tokens = first_windows(val_data, analysis_S, T);
   std::optional<MetricsLog> metrics;  // rank 0 writes the metrics
   if (rank0) {
     const std::string metrics_path = (run_dir / "metrics.jsonl").string();
@@ -283,6 +312,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
       record({{"type", "eval"}, {"step", step}, {"val_loss", val}});
       spdlog::info("step {:>6} | val loss {:.4f}", step, val);
     }
+    if (rank0 && cfg.logging.analysis_interval && step % *cfg.logging.analysis_interval == 0)
+      record(periodic_analysis(model, analysis_tokens, analysis_S, T, step));
     if (rank0 && step > 0 && step % cfg.logging.sample_interval == 0) {
       const std::string text = sample_text(model, sample_acts, tokenizer, cfg, step);
       record({{"type", "sample"}, {"step", step}, {"text", text}});

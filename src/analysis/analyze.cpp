@@ -1,0 +1,283 @@
+// The measurement (analyze_sequences) and the `softpick analyze` command around it (run_analysis).
+// Metric definitions: src/analysis/metrics.h and docs/analysis.md.
+#include "analysis/analyze.h"
+
+#include "analysis/npy.h"
+#include "checkpoint/checkpoint.h"
+#include "config/config.h"
+#include "core/check.h"
+#include "core/log.h"
+#include "cpu/attention.h"
+#include "data/shard.h"
+
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+namespace sp {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Frees the activations however the measurement ends (a dump that cannot be written throws).
+struct ScopedActivations {
+  Model& model;
+  Activations acts;
+  ScopedActivations(Model& m, int64_t B, int64_t T) : model(m), acts(m.make_activations(B, T)) {}
+  ~ScopedActivations() { model.free_activations(acts); }
+};
+
+std::string dump_path(const std::string& dir, int64_t l, int64_t h) {
+  return (fs::path(dir) / ("attention_L" + std::to_string(l) + "_H" + std::to_string(h) + ".npy")).string();
+}
+
+}  // namespace
+
+void attention_maps(Model& model, const Activations& acts, int64_t layer, std::vector<float>& probs,
+                    std::vector<float>& out) {
+  const ModelConfig& c = model.config();
+  const int64_t B = acts.cur_B, T = acts.cur_T, H = c.num_heads, Hkv = *c.num_kv_heads, D = c.hidden_size / H;
+  SP_ASSERT(layer >= 0 && layer < c.num_hidden_layers && B >= 1, "attention_maps: layer {} after forward ({}, {})",
+            layer, B, T);
+  const Activations::Layer& x = acts.layers[size_t(layer)];
+  const size_t nq = size_t(B) * size_t(T) * size_t(H * D), nk = size_t(B) * size_t(T) * size_t(Hkv * D);
+  std::vector<float> q(nq), k(nk), v(nk);  // (B, T, H, D), (B, T, Hkv, D) x 2
+  Backend& be = model.backend();
+  // the maps of the model are those of what entered its attention: with SSMax, the scaled q
+  be.download(q, (c.ssmax ? x.q_scaled : x.q).slice(0, nq));
+  be.download(k, x.k.slice(0, nk));
+  be.download(v, x.v.slice(0, nk));
+  probs.assign(size_t(B) * size_t(H) * size_t(T) * size_t(T), 0.0f);  // (B, H, T, T)
+  out.assign(nq, 0.0f);                                               // (B, T, H, D)
+  const AttentionShape s{B, T, H, Hkv, D, normaliser_from_name(c.attention), c.softpick_eps};
+  attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
+}
+
+AnalysisReport analyze_sequences(Model& model, std::span<const int32_t> tokens, int64_t S, int64_t T,
+                                 const AnalysisOptions& opt, std::span<const uint8_t> valid) {
+  const ModelConfig& c = model.config();
+  const int64_t L = c.num_hidden_layers, H = c.num_heads, C = c.hidden_size;
+  SP_ASSERT(S >= 1 && T >= 1 && tokens.size() == size_t(S) * size_t(T), "{} tokens for ({}, {})", tokens.size(), S, T);
+  SP_ASSERT(valid.empty() || valid.size() == tokens.size(), "mask of {} for ({}, {})", valid.size(), S, T);
+  for (auto [l, h] : opt.dump) SP_ASSERT(l >= 0 && l < L && h >= 0 && h < H, "dump of head {}:{}", l, h);
+
+  AnalysisReport r;
+  r.sequences = S;
+  r.seq_len = T;
+  r.layers = L;
+  r.heads = H;
+  r.sink_eps = opt.sink_eps;
+  r.near_zero = opt.near_zero;
+  r.sink_cells.assign(size_t(L * H), 0);
+  r.sink_count.assign(size_t(L * H), 0);
+  r.sink_score_sum.assign(size_t(L * H), 0.0);
+  r.hidden.assign(size_t(L + 1), Moments{});
+  r.sparsity.assign(size_t(L), SparsityCounts{});
+
+  // One sequence per pass: the maps of one block, (1, H, T, T), are the largest buffer (H T^2 floats).
+  ScopedActivations scoped(model, 1, T);
+  Activations& acts = scoped.acts;
+  const size_t TT = size_t(T) * size_t(T);
+  std::vector<float> hidden(size_t(T) * size_t(C));            // (T, C) one hidden state
+  std::vector<float> probs, out;                               // (1, H, T, T), (1, T, H, D)
+  std::vector<double> score(static_cast<size_t>(H));           // (H) sink score per head
+  std::vector<SparsityCounts> counts(static_cast<size_t>(H));  // (H)
+  for (int64_t s = 0; s < S; ++s) {
+    spdlog::debug("analysing sequence {} of {}", s + 1, S);
+    const auto seq_valid = valid.empty() ? valid : valid.subspan(size_t(s) * size_t(T), size_t(T));
+    model.forward(acts, tokens.subspan(size_t(s) * size_t(T), size_t(T)), 1, T);
+    for (int64_t l = 0; l <= L; ++l) {
+      model.backend().download(hidden, acts.resid[size_t(l)].slice(0, hidden.size()));
+      r.hidden[size_t(l)].merge(moments_of_rows(hidden, T, C, seq_valid));
+    }
+    for (int64_t l = 0; l < L; ++l) {
+      attention_maps(model, acts, l, probs, out);
+      // heads are independent and each costs O(T^2); results land in per-head slots, so the sums below
+      // are taken in a fixed order whatever the thread count
+#pragma omp parallel for if (TT * size_t(H) > 1000000)
+      for (int64_t h = 0; h < H; ++h) {
+        const std::span<const float> map(probs.data() + size_t(h) * TT, TT);  // (T, T) of head h
+        score[size_t(h)] = sink_score(map, T, seq_valid);
+        counts[size_t(h)] = sparsity_counts(map, T, opt.near_zero, seq_valid);
+      }
+      for (int64_t h = 0; h < H; ++h) {
+        const size_t cell = size_t(l * H + h);
+        r.sparsity[size_t(l)].merge(counts[size_t(h)]);
+        if (std::isnan(score[size_t(h)])) continue;  // no real position in this sequence
+        r.sink_cells[cell] += 1;
+        r.sink_count[cell] += score[size_t(h)] > opt.sink_eps;
+        r.sink_score_sum[cell] += score[size_t(h)];
+      }
+      if (s != 0) continue;
+      for (auto [dl, dh] : opt.dump) {
+        if (dl != l) continue;
+        const std::string path = dump_path(opt.dump_dir, dl, dh);
+        write_npy(path, std::span<const float>(probs.data() + size_t(dh) * TT, TT), {T, T});
+        r.dumped.push_back(path);
+      }
+    }
+  }
+  return r;
+}
+
+std::vector<std::pair<int64_t, int64_t>> parse_head_list(const std::string& text, const std::string& flag) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  auto number = [&](std::string_view s, const std::string& item) {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || p != s.data() + s.size())
+      usage_fail("--{} {}: '{}' is not LAYER:HEAD with two integers (e.g. 0:3,5:0)", flag, text, item);
+    return v;
+  };
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos)
+      usage_fail("--{} {}: '{}' is not LAYER:HEAD with two integers (e.g. 0:3,5:0)", flag, text, item);
+    out.emplace_back(number(std::string_view(item).substr(0, colon), item),
+                     number(std::string_view(item).substr(colon + 1), item));
+    start = end + 1;
+  }
+  return out;
+}
+
+namespace {
+
+// A checkpoint directory as given, or the newest valid checkpoint of a run directory, with its verified
+// state.json.
+std::pair<std::string, nlohmann::json> resolve_checkpoint(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) fail("{}: no such checkpoint or run directory", path);
+  if (fs::exists(fs::path(path) / "state.json")) return {path, verify_checkpoint(path)};
+  const auto all = list_checkpoints(path);
+  if (all.empty())
+    fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      return {it->dir, verify_checkpoint(it->dir)};
+    } catch (const Error& e) {
+      spdlog::warn("skipping damaged checkpoint: {}", e.what());
+    }
+  }
+  fail("{}: none of its {} checkpoints is valid (see the warnings above)", path, all.size());
+}
+
+// The first `samples` windows of the shards in file order, the windows the data loader cuts without
+// shuffling (T + 1 tokens each, of which the analysis uses the first T). May lower `samples`.
+std::vector<int32_t> read_sequences(const std::vector<std::string>& files, const std::string& what, int64_t T,
+                                    int64_t& samples, const ModelConfig& m) {
+  std::vector<Shard> shards;
+  uint64_t windows = 0;
+  int64_t tokens = 0;
+  for (const auto& f : files) {
+    shards.emplace_back(f, m.vocab_size, m.bos_token_id);  // validates; an Error names the file
+    const int64_t n = shards.back().size();
+    windows += n > T ? uint64_t((n - 1) / T) : 0;
+    tokens += n;
+  }
+  if (windows == 0)
+    fail("{}: the shards hold {} tokens in all, too few for one sequence of --seq-len {} (a window of {} "
+         "tokens); pass a smaller --seq-len or more data", what, tokens, T, T + 1);
+  if (windows < uint64_t(samples)) {
+    spdlog::warn("{}: only {} windows of {} tokens; analysing {} sequences instead of {}", what, windows, T + 1,
+                 windows, samples);
+    samples = int64_t(windows);
+  }
+  std::vector<int32_t> out(size_t(samples) * size_t(T));  // (S, T)
+  int64_t s = 0;
+  for (const Shard& sh : shards)
+    for (int64_t j = 0; s < samples && (j + 1) * T < sh.size(); ++j, ++s)
+      sh.read(j * T, std::span<int32_t>(out.data() + size_t(s) * size_t(T), size_t(T)));
+  return out;
+}
+
+// RUN_DIR/analysis/step_XXXXXXXX.json for a checkpoint inside a run directory, else "".
+std::string default_json_path(const std::string& checkpoint_dir) {
+  fs::path p = fs::path(checkpoint_dir).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // a trailing '/'
+  if (p.parent_path().filename() != "checkpoints") return "";
+  return (p.parent_path().parent_path() / "analysis" / (p.filename().string() + ".json")).string();
+}
+
+void write_json(const std::string& path, const nlohmann::ordered_json& j) {
+  const fs::path p(path);
+  std::error_code ec;
+  if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
+  if (ec) fail("{}: cannot create its directory ({})", path, ec.message());
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << j.dump(2) << "\n";
+    out.flush();
+    if (!out) fail("{}: cannot write it (directory missing or not writable, or disk full)", tmp);
+  }
+  fs::rename(tmp, path, ec);
+  if (ec) fail("{}: cannot rename {} into place ({})", path, tmp, ec.message());
+}
+
+}  // namespace
+
+nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
+  if (req.samples < 1) usage_fail("--samples {}: must be at least 1", req.samples);
+  if (req.seq_len < 0) usage_fail("--seq-len {}: must be at least 1", req.seq_len);
+  const auto [dir, state] = resolve_checkpoint(req.checkpoint);
+  const Config cfg = checkpoint_config(state, dir);
+  const ModelConfig& m = cfg.model;
+  const int64_t T = req.seq_len > 0 ? req.seq_len : cfg.training.seq_len;
+
+  const AnalysisOptions& opt = req.options;
+  for (auto [l, h] : opt.dump)
+    if (l < 0 || l >= m.num_hidden_layers || h < 0 || h >= m.num_heads)
+      usage_fail("--dump-attention {}:{}: the model has layers 0..{} and heads 0..{}", l, h, m.num_hidden_layers - 1,
+                 m.num_heads - 1);
+  if (!opt.dump.empty() && opt.dump_dir.empty())
+    usage_fail("--dump-attention needs --dump-dir DIR for the .npy files");
+
+  const std::string pattern = req.data.empty() ? cfg.data.val_files : req.data;
+  const std::string what = req.data.empty() ? "data.val_files of the checkpoint (" + pattern + "; pass --data)"
+                                            : "--data " + pattern;
+  const std::vector<std::string> files = glob_files(pattern);
+  if (files.empty()) usage_fail("{}: no file matches", what);
+  int64_t S = req.samples;
+  const std::vector<int32_t> tokens = read_sequences(files, what, T, S, m);
+
+  auto backend = make_backend("cpu", req.threads);
+  Model model(m, *backend);
+  load_weights(dir, model);
+  if (!opt.dump.empty()) {  // created only once everything else has been checked
+    std::error_code ec;
+    fs::create_directories(opt.dump_dir, ec);
+    if (ec) fail("--dump-dir {}: cannot create it ({})", opt.dump_dir, ec.message());
+  }
+  spdlog::info("analysing {} ({}{}, {} layers x {} heads) on {} sequences of {} tokens", dir, m.attention,
+               m.ssmax ? " + SSMax" : "", m.num_hidden_layers, m.num_heads, S, T);
+  const AnalysisReport r = analyze_sequences(model, tokens, S, T, opt);
+
+  nlohmann::ordered_json j;
+  j["type"] = "analysis";
+  j["checkpoint"] = dir;
+  j["step"] = state.value("step", int64_t(0));
+  j["attention"] = m.attention;
+  j["ssmax"] = m.ssmax;
+  j["data"] = files;
+  j.update(to_json(r));
+  std::cout << "analysis of " << dir << " (step " << j["step"].get<int64_t>() << "): " << m.attention
+            << (m.ssmax ? " + SSMax" : "") << ", " << S << " sequences of " << T << " tokens from " << pattern
+            << "\n\n" << format_report(r);
+  const std::string json_path = req.json_path.empty() ? default_json_path(dir) : req.json_path;
+  if (json_path.empty()) {
+    std::cout << "\n(no JSON written: the checkpoint is not inside a run directory; pass --json FILE)\n";
+  } else {
+    write_json(json_path, j);
+    std::cout << "\nwrote " << json_path << "\n";
+  }
+  for (const auto& f : r.dumped) std::cout << "wrote " << f << "\n";
+  return j;
+}
+
+}  // namespace sp
