@@ -85,6 +85,13 @@ public:
                                Buffer dw, double grad_scale) = 0;
   virtual void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) = 0;
 
+  // ---- inference with a key/value cache, one sequence, rows at positions pos0..: src/cpu/decode.h ----
+  virtual void rope_forward_at(Buffer x, size_t n, size_t Hx, size_t D, double theta, size_t pos0) = 0;
+  virtual void ssmax_forward_at(Buffer q_out, Buffer q_in, Buffer s, size_t n, size_t H, size_t D,
+                                size_t pos0) = 0;
+  // The last n query rows of the causal problem s (s.B = 1): q, out (n, H, D); k, v (s.T, Hkv, D).
+  virtual void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) = 0;
+
   // ---- optimizer: src/cpu/adamw.h ----
   virtual void adamw_update(Buffer param, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) = 0;
   virtual double sum_squares(Buffer x) = 0;  // sync point

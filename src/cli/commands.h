@@ -20,6 +20,8 @@ int cmd_data(const Argv& args);
 int cmd_train(const Argv& args);
 int cmd_bench(const Argv& args);
 int cmd_checkpoint(const Argv& args);
+int cmd_eval(const Argv& args);
+int cmd_sample(const Argv& args);
 int cmd_analyze(const Argv& args);
 
 }  // namespace sp

@@ -15,6 +15,8 @@ const sp::Command kCommands[] = {
     {"train", "train a model from a config", sp::cmd_train},
     {"bench", "measure training and attention throughput on this machine", sp::cmd_bench},
     {"checkpoint", "verify and summarise checkpoints", sp::cmd_checkpoint},
+    {"eval", "validation loss, benchmark tasks and passkey retrieval of a checkpoint", sp::cmd_eval},
+    {"sample", "generate text from a checkpoint (KV cache; temperature, top-k, top-p)", sp::cmd_sample},
     {"analyze", "measure sink rate, kurtosis and attention sparsity of a checkpoint", sp::cmd_analyze},
 };
 

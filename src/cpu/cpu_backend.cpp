@@ -5,6 +5,7 @@
 #include "core/check.h"
 #include "cpu/adamw.h"
 #include "cpu/attention.h"
+#include "cpu/decode.h"
 #include "cpu/embedding.h"
 #include "cpu/lm_head.h"
 #include "cpu/matmul.h"
@@ -196,6 +197,23 @@ public:
   void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) override {
     typed([&]<class T>(T) {
       sp::lm_head_logits(at<T>(logits, V, "logits"), at<T>(x_row, C, "x_row"), at<T>(w, V * C, "lm_head w"), C, V);
+    });
+  }
+
+  void rope_forward_at(Buffer x, size_t n, size_t Hx, size_t D, double theta, size_t pos0) override {
+    typed([&]<class T>(T) { sp::rope_forward_at(at<T>(x, n * Hx * D, "rope x"), n, Hx, D, theta, pos0); });
+  }
+  void ssmax_forward_at(Buffer q_out, Buffer q_in, Buffer s, size_t n, size_t H, size_t D, size_t pos0) override {
+    typed([&]<class T>(T) {
+      sp::ssmax_forward_at(at<T>(q_out, n * H * D, "ssmax q_out"), at<T>(q_in, n * H * D, "ssmax q_in"),
+                           at<T>(s, H, "ssmax s"), n, H, D, pos0);
+    });
+  }
+  void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) override {
+    const size_t nq = n * size_t(s.H * s.D), nkv = size_t(s.T * s.Hkv * s.D);
+    typed([&]<class T>(T) {
+      sp::attention_cached(s, n, at<T>(q, nq, "attention q"), at<T>(k, nkv, "attention k cache"),
+                           at<T>(v, nkv, "attention v cache"), at<T>(out, nq, "attention out"));
     });
   }
 

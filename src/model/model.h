@@ -7,7 +7,8 @@
 // Three plain parts: the config (ModelConfig), the weights (Model: flat parameter and gradient buffers
 // with per-tensor views from the one parameter table), and the activations (Activations, sized for a
 // batch shape). A training step is forward() + loss(with gradients) + backward(); evaluation is forward()
-// + loss(); sampling is forward() + logits(). docs/architecture.md walks through it.
+// + loss(). Generation and task scoring use the key/value-cached pass of model/decode.h over the same
+// weights. docs/architecture.md walks through it.
 #pragma once
 
 #include "backend/backend.h"
@@ -73,6 +74,7 @@ public:
   Buffer params() const { return params_; }  // (P) flat, tensors at specs()[i].offset
   Buffer grads() const { return grads_; }    // (P) same layout
   Buffer tensor(Buffer flat, const std::string& name) const;
+  const ModelTensors& weights() const { return w_; }  // views into params(), for other passes (decode.h)
 
   // N(0, initializer_range) for Linear and Embedding weights, 1 for norms, ssmax_init for SSMax scales;
   // every tensor from its own stream of the seed, so the init does not depend on tensor order.

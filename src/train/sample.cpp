@@ -1,7 +1,6 @@
 #include "train/sample.h"
 
 #include "core/check.h"
-#include "core/rng.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,40 +8,103 @@
 
 namespace sp {
 
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::MaxTokens: return "max_tokens";
+    case StopReason::StopToken: return "stop_token";
+    case StopReason::ContextFull: return "context_full";
+  }
+  return "?";
+}
+
+int32_t pick_token(std::span<const float> logits, const SampleOptions& opt, Rng& rng) {
+  const size_t V = logits.size();
+  SP_ASSERT(V > 0, "pick_token: no logits");
+  // Candidates in a total order (logit descending, then id ascending), so ties never depend on the sort.
+  auto before = [&](int32_t a, int32_t b) {
+    return logits[size_t(a)] > logits[size_t(b)] || (logits[size_t(a)] == logits[size_t(b)] && a < b);
+  };
+  if (opt.temperature <= 0) {
+    int32_t best = 0;
+    for (size_t i = 1; i < V; ++i)
+      if (before(int32_t(i), best)) best = int32_t(i);
+    return best;
+  }
+  const size_t k = opt.top_k > 0 ? std::min(V, size_t(opt.top_k)) : V;
+  std::vector<int32_t> order(V);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + std::ptrdiff_t(k), order.end(), before);
+  order.resize(k);
+  // Probabilities of the candidates at the temperature, in double; the top logit gives exp(0) = 1.
+  std::vector<double> p(k);
+  const double top = logits[size_t(order[0])];
+  for (size_t j = 0; j < k; ++j) p[j] = std::exp((double(logits[size_t(order[j])]) - top) / opt.temperature);
+  double total = std::accumulate(p.begin(), p.end(), 0.0);
+  if (opt.top_p < 1.0) {  // the nucleus: the shortest prefix of the ordered candidates holding top_p
+    double mass = 0;
+    size_t keep = 0;
+    while (keep < k && mass < opt.top_p * total) mass += p[keep++];
+    p.resize(std::max<size_t>(keep, 1));
+    total = std::accumulate(p.begin(), p.end(), 0.0);
+  }
+  double r = rng.uniform() * total;
+  for (size_t j = 0; j < p.size(); ++j) {
+    r -= p[j];
+    if (r < 0) return order[j];
+  }
+  return order[p.size() - 1];  // r ran past the end by rounding
+}
+
+Generation generate(Decoder& dec, std::span<const int32_t> prompt, const SampleOptions& opt) {
+  const int64_t V = dec.vocab_size(), cap = dec.capacity();
+  if (prompt.empty()) fail("the prompt is empty: it needs at least one token (usually BOS)");
+  if (int64_t(prompt.size()) > cap)
+    fail("the prompt has {} tokens but the context holds {}; shorten it", prompt.size(), cap);
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= V)
+      fail("prompt token {} (at index {}) is outside the vocabulary of {} ids", prompt[i], i, V);
+  Generation g;
+  std::vector<int32_t> seq(prompt.begin(), prompt.end());  // the whole sequence so far
+  std::vector<float> logits(static_cast<size_t>(V));
+  Rng rng(opt.seed);
+  dec.reset();
+  dec.append(seq, logits);
+  while (int64_t(g.ids.size()) < opt.max_new_tokens) {
+    const int32_t next = pick_token(logits, opt, rng);
+    g.ids.push_back(next);
+    seq.push_back(next);
+    if (std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), next) != opt.stop_tokens.end()) {
+      g.stop = StopReason::StopToken;
+      return g;
+    }
+    if (int64_t(g.ids.size()) == opt.max_new_tokens) break;
+    if (dec.length() < cap) {
+      dec.append(std::span<const int32_t>(&next, 1), logits);
+      continue;
+    }
+    // The token just emitted was predicted from a full context and has no position left.
+    if (!opt.slide) {
+      g.stop = StopReason::ContextFull;
+      return g;
+    }
+    // Slide: the newest half (at least one token) starts over at position 0.
+    const size_t keep = size_t(std::max<int64_t>(1, cap / 2));
+    dec.reset();
+    dec.append(std::span<const int32_t>(seq.data() + seq.size() - keep, keep), logits);
+    ++g.slides;
+  }
+  g.stop = StopReason::MaxTokens;
+  return g;
+}
+
 std::vector<int32_t> generate(Model& model, Activations& acts, std::vector<int32_t> prompt,
                               const SampleOptions& opt) {
-  SP_ASSERT(acts.B >= 1 && !prompt.empty(), "generate needs activations and a prompt");
-  const size_t V = size_t(model.config().vocab_size);
-  std::vector<float> logits(V);
-  std::vector<int32_t> seq = std::move(prompt), out;
-  std::vector<size_t> order(V);
-  Rng rng(opt.seed);
-  for (int64_t i = 0; i < opt.max_new_tokens; ++i) {
-    const size_t T = std::min(seq.size(), size_t(acts.T));
-    model.forward(acts, std::span<const int32_t>(seq.data() + seq.size() - T, T), 1, int64_t(T));
-    model.last_logits(acts, logits);
-    // top-k with temperature: softmax over the k largest logits
-    std::iota(order.begin(), order.end(), size_t(0));
-    const size_t k = std::min(V, size_t(std::max<int64_t>(1, opt.top_k)));
-    std::partial_sort(order.begin(), order.begin() + long(k), order.end(),
-                      [&](size_t a, size_t b) { return logits[a] > logits[b]; });
-    int32_t next = int32_t(order[0]);
-    if (opt.temperature > 0) {
-      std::vector<double> p(k);
-      for (size_t j = 0; j < k; ++j) p[j] = std::exp((logits[order[j]] - logits[order[0]]) / opt.temperature);
-      double r = rng.uniform() * std::accumulate(p.begin(), p.end(), 0.0);
-      for (size_t j = 0; j < k; ++j) {
-        r -= p[j];
-        if (r <= 0) {
-          next = int32_t(order[j]);
-          break;
-        }
-      }
-    }
-    seq.push_back(next);
-    out.push_back(next);
-  }
-  return out;
+  Decoder dec(model, acts.T);
+  if (int64_t(prompt.size()) > acts.T)  // keep the newest tokens, as a sliding window would
+    prompt.erase(prompt.begin(), prompt.end() - acts.T);
+  SampleOptions o = opt;
+  o.slide = true;
+  return generate(dec, prompt, o).ids;
 }
 
 }  // namespace sp

@@ -1,0 +1,76 @@
+#include "eval/load.h"
+
+#include "checkpoint/checkpoint.h"
+#include "core/check.h"
+#include "core/log.h"
+
+#include <filesystem>
+
+namespace sp {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The checkpoint itself, or the newest checkpoint of a run directory that verifies.
+std::string resolve_checkpoint(const std::string& path, nlohmann::json& state) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) fail("{}: no such checkpoint or run directory", path);
+  if (fs::exists(fs::path(path) / "state.json")) {
+    state = verify_checkpoint(path);
+    return path;
+  }
+  const auto all = list_checkpoints(path);
+  if (all.empty()) fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      state = verify_checkpoint(it->dir);
+      return it->dir;
+    } catch (const Error& e) {
+      spdlog::warn("skipping damaged checkpoint: {}", e.what());
+    }
+  }
+  fail("{}: none of its {} checkpoints is valid (see the warnings above)", path, all.size());
+}
+
+}  // namespace
+
+InferenceModel load_inference_model(const std::string& path, int threads) {
+  InferenceModel m;
+  nlohmann::json state;
+  m.dir = resolve_checkpoint(path, state);
+  m.config = checkpoint_config(state, m.dir);
+  m.step = state.value("step", int64_t(0));
+  if (threads <= 0 && m.config.training.threads) threads = int(*m.config.training.threads);
+  m.backend = make_backend("cpu", threads);
+  m.model = std::make_unique<Model>(m.config.model, *m.backend);
+  load_weights(m.dir, *m.model);
+  return m;
+}
+
+int64_t inference_context(const Config& c, int64_t requested) {
+  const int64_t trained = c.training.seq_len;
+  if (requested <= 0) return trained;
+  if (requested > trained)
+    spdlog::warn("--seq-len {} is beyond the trained context of {} tokens: RoPE and SSMax never saw those "
+                 "positions, so expect the model to degrade there", requested, trained);
+  return requested;
+}
+
+std::optional<Tokenizer> load_model_tokenizer(const Config& c, const std::string& spec) {
+  std::string s = spec;
+  if (s.empty()) {
+    s = c.data.tokenizer;
+    if (s != "byte" && !fs::exists(s)) {
+      spdlog::warn("the checkpoint's tokenizer {} is not on this machine; pass --tokenizer to decode text", s);
+      return std::nullopt;
+    }
+  }
+  Tokenizer t = Tokenizer::load(s);
+  if (t.vocab_size() > c.model.vocab_size)
+    fail("tokenizer {}: {} ids, more than the model's vocabulary of {}; it is not this model's tokenizer", s,
+         t.vocab_size(), c.model.vocab_size);
+  return t;
+}
+
+}  // namespace sp

@@ -1,0 +1,71 @@
+// Inference with a key/value cache: the forward pass of Model, for one sequence, a chunk of new tokens at a
+// time, each chunk attending over the keys and values cached for every earlier position.
+//
+//   prefill:  append(prompt)            positions 0..n-1, logits of the last one
+//   decode:   append({token})           one position, attends over the n cached ones
+//   scoring:  truncate(len(context)); append(continuation, logits of every new position)
+//
+// The blocks run the same ops in the same order as Model::forward (model.cpp); only RoPE, SSMax and the
+// attention differ, in taking absolute positions (src/cpu/decode.h). Tests compare the logits with
+// Model::forward over the whole sequence at every step, for every normaliser, SSMax and GQA.
+// Keys are cached after RoPE, so a cached key never needs to be rotated again.
+//
+// The cache holds at most `capacity` positions; callers keep within the context the model was trained at
+// (RoPE and SSMax saw positions below training.seq_len only). Memory: the cache, 2 L capacity Hkv D values,
+// and the scratch of one chunk; no activations are kept for a backward pass.
+#pragma once
+
+#include "backend/op_args.h"
+#include "model/model.h"
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace sp {
+
+class Decoder {
+public:
+  // A cache for `capacity` positions; appends run in chunks of at most `max_chunk` tokens.
+  Decoder(Model& model, int64_t capacity, int64_t max_chunk = 256);
+  ~Decoder();
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  Model& model() { return model_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return len_; }  // positions in the cache
+  int64_t vocab_size() const { return V_; }
+
+  void reset() { len_ = 0; }
+  // Forgets every position >= n (n <= length()): the next append continues from position n.
+  void truncate(int64_t n);
+
+  // Runs `tokens` at positions length() .. length() + n - 1 and caches their keys and values. `logits`
+  // receives the logits of the last logits.size() / V new positions, (k, V) row-major (k <= n; empty: none).
+  // Token ids must be in [0, V) and the cache must have room (callers check and report bad input).
+  void append(std::span<const int32_t> tokens, std::span<float> logits = {});
+
+  // As append, and returns the summed cross-entropy of `targets` (n, < 0 = ignored): target i is the token
+  // the model should predict after new position i. The fused LM head computes it without host logits.
+  LossSum append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+
+private:
+  // One chunk through the blocks; leaves the final-norm output of its rows in final_.
+  void run_chunk(std::span<const int32_t> tokens);
+
+  Model& model_;
+  Backend& be_;
+  int64_t capacity_, chunk_, len_ = 0;
+  int64_t C_, L_, H_, Hkv_, D_, F_, V_;
+  AttentionShape shape_;        // normaliser and eps; B and T are set per call
+  std::vector<Buffer> k_, v_;   // L of (capacity, Hkv, D): cached keys (after RoPE) and values
+  Buffer tokens_, targets_;     // (chunk) i32
+  Buffer x_, ln_, rstd_, mid_;  // (chunk, C), (chunk, C), (chunk), (chunk, C)
+  Buffer q_, q_scaled_, att_;   // (chunk, H, D) each; q_scaled_ only with SSMax
+  Buffer gate_, up_, act_;      // (chunk, F) each
+  Buffer final_, final_rstd_;   // (chunk, C), (chunk)
+  Buffer logits_;               // (chunk, V)
+};
+
+}  // namespace sp
