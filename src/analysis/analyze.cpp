@@ -148,25 +148,6 @@ std::vector<std::pair<int64_t, int64_t>> parse_head_list(const std::string& text
 
 namespace {
 
-// A checkpoint directory as given, or the newest valid checkpoint of a run directory, with its verified
-// state.json.
-std::pair<std::string, nlohmann::json> resolve_checkpoint(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_directory(path, ec)) fail("{}: no such checkpoint or run directory", path);
-  if (fs::exists(fs::path(path) / "state.json")) return {path, verify_checkpoint(path)};
-  const auto all = list_checkpoints(path);
-  if (all.empty())
-    fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    try {
-      return {it->dir, verify_checkpoint(it->dir)};
-    } catch (const Error& e) {
-      spdlog::warn("skipping damaged checkpoint: {}", e.what());
-    }
-  }
-  fail("{}: none of its {} checkpoints is valid (see the warnings above)", path, all.size());
-}
-
 // The first `samples` windows of the shards in file order, the windows the data loader cuts without
 // shuffling (T + 1 tokens each, of which the analysis uses the first T). May lower `samples`.
 std::vector<int32_t> read_sequences(const std::vector<std::string>& files, const std::string& what, int64_t T,
@@ -225,7 +206,8 @@ void write_json(const std::string& path, const nlohmann::ordered_json& j) {
 nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
   if (req.samples < 1) usage_fail("--samples {}: must be at least 1", req.samples);
   if (req.seq_len < 0) usage_fail("--seq-len {}: must be at least 1", req.seq_len);
-  const auto [dir, state] = resolve_checkpoint(req.checkpoint);
+  nlohmann::json state;
+  const std::string dir = resolve_checkpoint(req.checkpoint, state);
   const Config cfg = checkpoint_config(state, dir);
   const ModelConfig& m = cfg.model;
   const int64_t T = req.seq_len > 0 ? req.seq_len : cfg.training.seq_len;

@@ -174,6 +174,34 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
   return st;
 }
 
+std::optional<std::string> newest_valid_checkpoint(const std::string& run_dir, nlohmann::json* state) {
+  const auto all = list_checkpoints(run_dir);
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    try {
+      nlohmann::json st = verify_checkpoint(it->dir);
+      if (state) *state = std::move(st);
+      return it->dir;
+    } catch (const Error& e) {
+      spdlog::warn("skipping damaged checkpoint: {}", e.what());
+    }
+  }
+  if (!all.empty())
+    fail("{}: none of its {} checkpoints is valid (see the warnings above); repair or remove them, or start "
+         "over with --checkpoint.resume=never --overwrite", run_dir, all.size());
+  return std::nullopt;
+}
+
+std::string resolve_checkpoint(const std::string& path, nlohmann::json& state) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) fail("{}: no such checkpoint or run directory", path);
+  if (fs::exists(fs::path(path) / kStateFile)) {
+    state = verify_checkpoint(path);
+    return path;
+  }
+  if (auto dir = newest_valid_checkpoint(path, &state)) return *dir;
+  fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
+}
+
 TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>& specs, size_t flat_elements,
                            CheckpointTensors& out, bool with_optimizer) {
   const nlohmann::json st = verify_checkpoint(dir);

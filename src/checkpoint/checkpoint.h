@@ -59,6 +59,14 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
 // Returns the parsed state.json; an Error names the file and the problem.
 nlohmann::json verify_checkpoint(const std::string& dir);
 
+// The newest checkpoint of a run directory that verifies, and its state.json; damaged ones are skipped with
+// a warning naming the file. nullopt if the run has no checkpoint; an Error if it has some but none is valid.
+std::optional<std::string> newest_valid_checkpoint(const std::string& run_dir, nlohmann::json* state = nullptr);
+
+// `path` as a checkpoint directory, or a run directory's newest valid checkpoint; `state` gets its
+// verified state.json. An Error names the path when it is neither.
+std::string resolve_checkpoint(const std::string& path, nlohmann::json& state);
+
 // Reads the weights (and, with `with_optimizer`, the moments) of a verified checkpoint into `out` (resized to
 // `flat_elements`), checking that every tensor of `specs` is there with its shape. Returns the saved state.
 TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>& specs, size_t flat_elements,

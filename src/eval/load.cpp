@@ -10,31 +10,6 @@ namespace sp {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The checkpoint itself, or the newest checkpoint of a run directory that verifies.
-std::string resolve_checkpoint(const std::string& path, nlohmann::json& state) {
-  std::error_code ec;
-  if (!fs::is_directory(path, ec)) fail("{}: no such checkpoint or run directory", path);
-  if (fs::exists(fs::path(path) / "state.json")) {
-    state = verify_checkpoint(path);
-    return path;
-  }
-  const auto all = list_checkpoints(path);
-  if (all.empty()) fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
-  for (auto it = all.rbegin(); it != all.rend(); ++it) {
-    try {
-      state = verify_checkpoint(it->dir);
-      return it->dir;
-    } catch (const Error& e) {
-      spdlog::warn("skipping damaged checkpoint: {}", e.what());
-    }
-  }
-  fail("{}: none of its {} checkpoints is valid (see the warnings above)", path, all.size());
-}
-
-}  // namespace
-
 InferenceModel load_inference_model(const std::string& path, int threads) {
   InferenceModel m;
   nlohmann::json state;

@@ -31,18 +31,7 @@ std::optional<std::string> choose_resume_checkpoint(const Config& cfg, bool over
     verify_checkpoint(mode);
     return mode;
   }
-  for (auto it = existing.rbegin(); it != existing.rend(); ++it) {
-    try {
-      verify_checkpoint(it->dir);
-      return it->dir;
-    } catch (const Error& e) {
-      spdlog::warn("skipping damaged checkpoint: {}", e.what());
-    }
-  }
-  if (!existing.empty())
-    fail("{}: none of its {} checkpoints is valid (see the warnings above); repair or remove them, or start "
-         "over with --checkpoint.resume=never --overwrite", run_dir, existing.size());
-  return std::nullopt;
+  return newest_valid_checkpoint(run_dir);
 }
 
 void check_resume_config(const Config& cfg, const std::string& dir, bool weights_only) {
