@@ -41,27 +41,10 @@ double harmonic(int64_t n) {
   return h;
 }
 
-ModelConfig tiny_model(const std::string& attention, bool ssmax = false) {
-  Config c;
-  auto& m = c.model;
-  m.attention = attention;
-  m.ssmax = ssmax;
-  m.hidden_size = 32;
-  m.num_hidden_layers = 2;
-  m.num_heads = 4;
-  m.num_kv_heads = 2;
-  m.intermediate_size = 48;
-  m.vocab_size = 41;
-  m.initializer_range = 0.3;  // scores of both signs, so softpick and rectified rows have zeros
-  resolve(c);
-  return c.model;
-}
+using test::random_tokens;
 
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
-  return t;
+ModelConfig tiny_model(const std::string& attention, bool ssmax = false) {
+  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .hidden = 32, .ffn = 48, .vocab = 41});
 }
 
 std::vector<char> read_bytes(const std::string& path) {

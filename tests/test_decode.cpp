@@ -16,6 +16,8 @@
 #include "model/model.h"
 #include "train/sample.h"
 
+#include "test_util.h"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -37,6 +39,12 @@ std::vector<double> randn(size_t n, uint64_t seed) {
 }
 
 // max |a - b| / max(max |b|, 1)
+using test::random_tokens;
+
+ModelConfig tiny_model(const std::string& attention, bool ssmax, int64_t kv_heads, bool tied = false) {
+  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .kv_heads = kv_heads, .tied = tied});
+}
+
 double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
   double err = 0, scale = 1;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -44,30 +52,6 @@ double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
     scale = std::max(scale, std::abs(b[i]));
   }
   return err / scale;
-}
-
-ModelConfig tiny_model(const std::string& attention, bool ssmax, int64_t kv_heads, bool tied = false) {
-  Config c;
-  auto& m = c.model;
-  m.attention = attention;
-  m.ssmax = ssmax;
-  m.hidden_size = 16;
-  m.num_hidden_layers = 2;
-  m.num_heads = 4;
-  m.num_kv_heads = kv_heads;
-  m.intermediate_size = 24;
-  m.vocab_size = 23;
-  m.initializer_range = 0.3;  // scores spread over both signs, so softpick and rectified rows can abstain
-  m.tie_word_embeddings = tied;
-  resolve(c);
-  return c.model;
-}
-
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
-  return t;
 }
 
 // Logits (V) of the last position of seq, from a fresh whole-sequence forward pass.

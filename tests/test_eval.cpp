@@ -29,26 +29,12 @@ namespace {
 constexpr double kTol = 1e-6;
 
 ModelConfig small_model(const std::string& attention, bool ssmax, int64_t vocab, double init) {
-  Config c;
-  auto& m = c.model;
-  m.attention = attention;
-  m.ssmax = ssmax;
-  m.hidden_size = 16;
-  m.num_hidden_layers = 2;
-  m.num_heads = 4;
-  m.num_kv_heads = 2;
-  m.intermediate_size = 24;
-  m.vocab_size = vocab;
-  m.initializer_range = init;
-  resolve(c);
-  return c.model;
+  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .vocab = vocab, .init = init});
 }
 
+// ids in [2, vocab): no BOS or EOS
 std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(2 + rng.below(uint64_t(vocab - 2)));
-  return t;
+  return test::random_tokens(n, vocab, seed, 2);
 }
 
 // -log p(targets) summed, from one whole-sequence forward pass and the model's own loss.

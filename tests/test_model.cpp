@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "model/model.h"
 #include "train/optimizer.h"
+#include "test_util.h"
 
 #include <catch2/catch.hpp>
 
@@ -15,37 +16,18 @@ using namespace sp;
 
 namespace {
 
+using test::random_tokens;
+
 constexpr double kGradRelTol = 1e-5;
 constexpr double kGradAbsTol = 1e-8;
 
+// softpick adds eps after the max shift, so the function computed is relu(e^x - 1) / (sum |e^x - 1| +
+// eps e^m): it depends on the row max m through eps, a dependence the kernels (like the paper's) do not
+// differentiate (docs/attention.md). With eps = 0 both forms are the same function, and finite differences
+// test the gradient exactly.
 ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool tied = false, int64_t kv_heads = 2) {
-  Config c;
-  auto& m = c.model;
-  m.attention = attention;
-  m.ssmax = ssmax;
-  m.hidden_size = 16;
-  m.num_hidden_layers = 2;
-  m.num_heads = 4;
-  m.num_kv_heads = kv_heads;
-  m.intermediate_size = 24;
-  m.vocab_size = 23;
-  m.initializer_range = 0.3;  // large enough that attention scores spread over both signs
-  m.tie_word_embeddings = tied;
-  // softpick adds eps after the max shift, so the function computed is relu(e^x - 1) / (sum |e^x - 1| +
-  // eps e^m): it depends on the row max m through eps, a dependence the kernels (like the paper's) do not
-  // differentiate (docs/attention.md). With eps = 0 both forms are the same function, and finite
-  // differences test the gradient exactly.
-  m.softpick_eps = 0;
-  c.lr_scheduler.warmup_steps = 0;
-  resolve(c);
-  return c.model;
-}
-
-std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<int32_t> t(n);
-  for (auto& x : t) x = int32_t(rng.below(uint64_t(vocab)));
-  return t;
+  return test::tiny_model_config(
+      {.attention = attention, .ssmax = ssmax, .kv_heads = kv_heads, .tied = tied, .softpick_eps = 0});
 }
 
 double mean_loss(Model& m, Activations& a, const std::vector<int32_t>& in, const std::vector<int32_t>& tgt,

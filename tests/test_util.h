@@ -1,11 +1,15 @@
 // Helpers shared by the tests: temporary directories, running the softpick binary, small files.
 #pragma once
 
+#include "config/config.h"
+#include "core/rng.h"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace sp::test {
 
@@ -45,6 +49,42 @@ inline RunResult run_softpick(const std::string& args) {
   std::string cmd = std::string(SOFTPICK_BINARY) + " " + args + " >" + (d / "out") + " 2>" + (d / "err");
   int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(d / "out"), read_text(d / "err")};
+}
+
+// A small model for tests: 2 blocks of 4 query heads, sizes and variant as given.
+struct TinyModel {
+  std::string attention = "softpick";
+  bool ssmax = false;
+  int64_t hidden = 16, kv_heads = 2, ffn = 24, vocab = 23;
+  double init = 0.3;  // large enough that attention scores take both signs (softpick rows can abstain)
+  bool tied = false;
+  double softpick_eps = 1e-6;
+};
+
+inline ModelConfig tiny_model_config(const TinyModel& t) {
+  Config c;
+  auto& m = c.model;
+  m.attention = t.attention;
+  m.ssmax = t.ssmax;
+  m.hidden_size = t.hidden;
+  m.num_hidden_layers = 2;
+  m.num_heads = 4;
+  m.num_kv_heads = t.kv_heads;
+  m.intermediate_size = t.ffn;
+  m.vocab_size = t.vocab;
+  m.initializer_range = t.init;
+  m.tie_word_embeddings = t.tied;
+  m.softpick_eps = t.softpick_eps;
+  resolve(c);
+  return c.model;
+}
+
+// n token ids drawn uniformly from [lowest, vocab).
+inline std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed, int32_t lowest = 0) {
+  Rng rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = int32_t(lowest + int64_t(rng.below(uint64_t(vocab - lowest))));
+  return t;
 }
 
 }  // namespace sp::test
