@@ -83,6 +83,25 @@ void read_flat(const SafetensorsReader& r, const std::vector<ParamSpec>& specs, 
 
 }  // namespace
 
+void add_train_state(nlohmann::ordered_json& j, const TrainState& s) {
+  j["step"] = s.step;
+  j["updates"] = s.updates;
+  j["tokens_seen"] = s.tokens_seen;
+  j["loader"] = to_json(s.loader);
+  j["skipped"] = {{"total", s.skipped_total}, {"consecutive", s.skipped_consecutive}};
+}
+
+TrainState train_state_from_json(const nlohmann::json& j) {
+  TrainState s;
+  s.step = j.at("step").get<int64_t>();
+  s.updates = j.at("updates").get<int64_t>();
+  s.tokens_seen = j.at("tokens_seen").get<int64_t>();
+  s.loader = loader_position_from_json(j.at("loader"));
+  s.skipped_total = j.at("skipped").at("total").get<int64_t>();
+  s.skipped_consecutive = j.at("skipped").at("consecutive").get<int64_t>();
+  return s;
+}
+
 std::string checkpoint_name(int64_t step) { return fmt::format("step_{:08d}", step); }
 
 std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
@@ -120,11 +139,7 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
     write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
     nlohmann::ordered_json st;
     st["format_version"] = kCheckpointFormatVersion;
-    st["step"] = state.step;
-    st["updates"] = state.updates;
-    st["tokens_seen"] = state.tokens_seen;
-    st["loader"] = to_json(state.loader);
-    st["skipped"] = {{"total", state.skipped_total}, {"consecutive", state.skipped_consecutive}};
+    add_train_state(st, state);
     // Every random choice derives from training.seed and a counter kept above: the init from the seed,
     // the data order from (seed, loader.consumed), samples from (seed, step). No generator state is hidden.
     st["rng"] = {{"seed", cfg.training.seed}, {"data_stream_position", state.loader.consumed}};
@@ -220,12 +235,7 @@ TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>&
       fail("{}: holds {} tensors, the config expects {}", r.path(), r.tensors().size(), 2 * specs.size());
   }
   try {
-    s.step = st.at("step").get<int64_t>();
-    s.updates = st.at("updates").get<int64_t>();
-    s.tokens_seen = st.at("tokens_seen").get<int64_t>();
-    s.loader = loader_position_from_json(st.at("loader"));
-    s.skipped_total = st.at("skipped").at("total").get<int64_t>();
-    s.skipped_consecutive = st.at("skipped").at("consecutive").get<int64_t>();
+    s = train_state_from_json(st);
   } catch (const nlohmann::json::exception& e) {
     fail("{}/{}: incomplete training state ({})", dir, kStateFile, e.what());
   }

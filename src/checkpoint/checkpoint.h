@@ -39,6 +39,10 @@ struct CheckpointTensors {
   std::vector<float> params, exp_avg, exp_avg_sq;
 };
 
+// The TrainState fields of state.json, and back (a json::exception on a missing field).
+void add_train_state(nlohmann::ordered_json& j, const TrainState& s);
+TrainState train_state_from_json(const nlohmann::json& j);
+
 struct CheckpointEntry {
   std::string dir;
   int64_t step;

@@ -144,6 +144,28 @@ void broadcast_host(std::vector<float>& v, size_t n, Backend& be, Communicator& 
 }
 std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
 
+// Rank 0 reads a checkpoint and every rank receives the weights and, when resuming, the moments and the
+// training state: no shared file system is needed.
+TrainState restore_checkpoint(const std::string& dir, bool resume, Model& model, AdamW& optimizer,
+                              Communicator& comm) {
+  Backend& be = model.backend();
+  const size_t P = model.params().numel;
+  CheckpointTensors t;
+  TrainState state;
+  nlohmann::ordered_json state_json;
+  if (comm.rank() == 0) {
+    state = load_checkpoint(dir, model.specs(), P, t, /*with_optimizer=*/resume);
+    add_train_state(state_json, state);
+  }
+  broadcast_host(t.params, P, be, comm);
+  be.upload(model.params(), std::span<const float>(t.params));
+  if (!resume) return TrainState{};
+  broadcast_host(t.exp_avg, P, be, comm);
+  broadcast_host(t.exp_avg_sq, P, be, comm);
+  optimizer.set_moments(t.exp_avg, t.exp_avg_sq);
+  return train_state_from_json(nlohmann::json::parse(broadcast_string(state_json.dump(), comm)));
+}
+
 // The first S windows of a dataset, T tokens each (the inputs only), for the periodic analysis.
 std::vector<int32_t> first_windows(const DataLoader& data, int64_t S, int64_t T) {
   std::vector<int32_t> tokens(size_t(S * T));
@@ -222,40 +244,18 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
 
   TrainState state;
   NonFiniteGuard guard(cfg.training.max_skipped_steps);
-  if (resume_dir || !opt.init_from.empty()) {
-    // rank 0 reads the checkpoint and every rank receives it: no shared file system needed
-    const std::string dir = resume_dir.value_or(opt.init_from);
-    CheckpointTensors t;
-    std::string state_json;
-    if (rank0) {
-      state = load_checkpoint(dir, model.specs(), model.params().numel, t, /*with_optimizer=*/bool(resume_dir));
-      state_json = nlohmann::json{{"step", state.step}, {"updates", state.updates}, {"tokens", state.tokens_seen},
-                                  {"loader", to_json(state.loader)}, {"skip", {state.skipped_total, state.skipped_consecutive}}}.dump();
-    }
-    const size_t P = model.params().numel;
-    broadcast_host(t.params, P, *backend, *comm);
-    backend->upload(model.params(), std::span<const float>(t.params));
-    if (resume_dir) {
-      broadcast_host(t.exp_avg, P, *backend, *comm);
-      broadcast_host(t.exp_avg_sq, P, *backend, *comm);
-      optimizer.set_moments(t.exp_avg, t.exp_avg_sq);
-      const auto j = nlohmann::json::parse(broadcast_string(state_json, *comm));
-      state.step = j["step"];
-      state.updates = j["updates"];
-      state.tokens_seen = j["tokens"];
-      state.loader = loader_position_from_json(j["loader"]);
-      state.skipped_total = j["skip"][0];
-      state.skipped_consecutive = j["skip"][1];
-      train_data.restore(state.loader);  // the stream position is global: any world size continues it
-      guard.restore(state.skipped_total, state.skipped_consecutive);
-      spdlog::info("resuming from {} (step {}, {} tokens seen) on {} rank(s)", dir, state.step, state.tokens_seen,
-                   comm->size());
-      if (state.step >= cfg.training.steps)
-        spdlog::warn("the run is already at step {} of training.steps = {}: nothing to train (raise "
-                     "training.steps to continue, or use another training.run_dir)", state.step, cfg.training.steps);
-    } else {
-      spdlog::info("new run from the weights of {}", dir);
-    }
+  if (resume_dir) {
+    state = restore_checkpoint(*resume_dir, /*resume=*/true, model, optimizer, *comm);
+    train_data.restore(state.loader);  // the stream position is global: any world size continues it
+    guard.restore(state.skipped_total, state.skipped_consecutive);
+    spdlog::info("resuming from {} (step {}, {} tokens seen) on {} rank(s)", *resume_dir, state.step,
+                 state.tokens_seen, comm->size());
+    if (state.step >= cfg.training.steps)
+      spdlog::warn("the run is already at step {} of training.steps = {}: nothing to train (raise "
+                   "training.steps to continue, or use another training.run_dir)", state.step, cfg.training.steps);
+  } else if (!opt.init_from.empty()) {
+    restore_checkpoint(opt.init_from, /*resume=*/false, model, optimizer, *comm);
+    spdlog::info("new run from the weights of {}", opt.init_from);
   }
   // the fixed validation sequences of the periodic analysis (rank 0 measures them)
   const int64_t analysis_S = std::min<int64_t>(cfg.logging.analysis_samples, int64_t(val_data.windows_per_epoch()));
