@@ -16,9 +16,10 @@ Writes to --out-dir (default: the current directory):
 """
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
+
+from plotting import load_json, newest_analysis_file, pyplot, save_figure
 
 ANALYSIS_KEYS = [("sink_rate", "sink rate"), ("kurtosis", "kurtosis"),
                  ("max_abs_activation", "largest |activation|"), ("sparsity_zero", "exact zeros")]
@@ -42,21 +43,6 @@ def read_metrics(run):
         if rec.get("type") in out:
             out[rec["type"]].append(rec)
     return out
-
-
-def newest_analysis_file(run):
-    def step(f):
-        m = re.search(r"(\d+)", f.stem)
-        return int(m.group(1)) if m else -1
-    found = sorted((Path(run) / "analysis").glob("*.json"), key=step)
-    return found[-1] if found else None
-
-
-def load_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        sys.exit(f"{path}: cannot read it as JSON ({e})")
 
 
 def run_label(run):
@@ -136,9 +122,7 @@ def main(argv=None):
     for r in rows:
         print("  ".join(r[c].ljust(widths[c]) for c in cols))
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,9 +142,7 @@ def main(argv=None):
     ax.set_ylabel("loss (nats per token)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
-    fig.savefig(out_dir / "loss.png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    print(f"wrote {out_dir / 'loss.png'}")
+    save_figure(fig, out_dir / "loss.png")
 
     if any(m["analysis"] for m in metrics):
         fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.4))
@@ -176,9 +158,7 @@ def main(argv=None):
                 ax.set_yscale("log")
         axes.flat[0].legend(fontsize="small")
         fig.tight_layout()
-        fig.savefig(out_dir / "analysis.png", dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        print(f"wrote {out_dir / 'analysis.png'}")
+        save_figure(fig, out_dir / "analysis.png")
 
 
 if __name__ == "__main__":

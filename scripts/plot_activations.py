@@ -10,27 +10,20 @@ embedding output, layer l the output of block l - 1 (the field max_abs_activatio
 docs/analysis.md).
 """
 import argparse
-import json
-import re
 import sys
 from pathlib import Path
+
+from plotting import load_json, newest_analysis_file, pyplot, save_figure
 
 
 def find_analysis(arg):
     """(path, parsed JSON) of an analysis file, or of the newest one of a run directory."""
     p = Path(arg)
     if p.is_dir():
-        def step(f):
-            m = re.search(r"(\d+)", f.stem)
-            return int(m.group(1)) if m else -1
-        found = sorted((p / "analysis").glob("*.json"), key=step)
-        if not found:
-            sys.exit(f"{arg}: no analysis JSON in {p / 'analysis'}; run `softpick analyze {arg}` first")
-        p = found[-1]
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError) as e:
-        sys.exit(f"{p}: cannot read it as JSON ({e})")
+        p = newest_analysis_file(arg)
+        if p is None:
+            sys.exit(f"{arg}: no analysis JSON in {Path(arg) / 'analysis'}; run `softpick analyze {arg}` first")
+    data = load_json(p)
     if "max_abs_activation_per_layer" not in data:
         sys.exit(f"{p}: no max_abs_activation_per_layer; is it the output of `softpick analyze`?")
     return p, data
@@ -46,9 +39,7 @@ def main(argv=None):
     if args.labels and len(args.labels) != len(args.inputs):
         ap.error(f"--labels: {len(args.labels)} labels for {len(args.inputs)} inputs")
 
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -66,10 +57,7 @@ def main(argv=None):
         ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from plotting import pyplot, save_figure
+
 
 def load_map(path):
     import numpy as np
@@ -37,9 +39,8 @@ def main(argv=None):
         ap.error(f"--titles: {len(args.titles)} titles for {len(args.maps)} maps")
     titles = args.titles or [Path(p).stem for p in args.maps]
 
+    plt = pyplot()
     import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm, Normalize
     import numpy as np
 
@@ -63,10 +64,7 @@ def main(argv=None):
         ax.set_xlabel("key position")
         ax.set_ylabel("query position")
     fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="attention weight")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import contextlib
 import importlib.util
 import io
 import json
-import os
 import random
 import struct
 import subprocess
@@ -24,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+import testlib
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
+sys.path.insert(0, str(SCRIPTS))  # the scripts import their shared module (plotting.py) as a sibling
 TINY = REPO / "tests" / "configs" / "tiny.json"
 SOFTPICK = None  # path of the softpick binary, from --softpick
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -251,23 +253,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--softpick", metavar="PATH", help="the softpick binary: also train, analyse and check real runs")
     args, rest = ap.parse_known_args()
-    classes = [SyntheticInputsTest]
-    if args.softpick and os.path.isfile(args.softpick) and os.access(args.softpick, os.X_OK):
-        SOFTPICK = os.path.abspath(args.softpick)
-        classes.append(TrainedRunsTest)
-    elif args.softpick:
-        print(f"error: --softpick {args.softpick} is not an executable file", file=sys.stderr)
-        return 2
-    loader = unittest.TestLoader()
-    names = [a for a in rest if not a.startswith("-")]
-    loader.testNamePatterns = [f"*{n}*" for n in names] or None
-    suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or result.testsRun == 0 else 0
-
+    SOFTPICK = testlib.softpick_binary(args.softpick)
+    return testlib.run([SyntheticInputsTest] + ([TrainedRunsTest] if SOFTPICK else []), rest)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import unittest
 
+import testlib
+
 SOFTPICK = None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -102,16 +104,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--softpick", required=True)
     args, rest = ap.parse_known_args()
-    if not (os.path.isfile(args.softpick) and os.access(args.softpick, os.X_OK)):
-        print(f"error: --softpick {args.softpick} is not an executable file", file=sys.stderr)
-        return 2
-    SOFTPICK = os.path.abspath(args.softpick)
-    suite = unittest.TestLoader().loadTestsFromTestCase(CheckpointInteropTest)
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors)
-    print(f"{result.testsRun - failed} passed, {failed} failed")
-    return 1 if failed or result.testsRun == 0 else 0
-
+    SOFTPICK = testlib.softpick_binary(args.softpick)
+    return testlib.run([CheckpointInteropTest], rest)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import testlib
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "export_eval_tasks.py"
 spec = importlib.util.spec_from_file_location("export_eval_tasks", SCRIPT)
@@ -160,14 +162,7 @@ class CommandLineTest(unittest.TestCase):
 
 
 def main():
-    loader = unittest.TestLoader()
-    suite = unittest.TestSuite(loader.loadTestsFromTestCase(c)
-                               for c in (PromptTest, FileTest, TokenizerJsonTest, CommandLineTest))
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    print(f"{result.testsRun - failed - len(result.skipped)} passed, {failed} failed")
-    return 1 if failed or result.testsRun == 0 else 0
-
+    return testlib.run([PromptTest, FileTest, TokenizerJsonTest, CommandLineTest], sys.argv[1:])
 
 if __name__ == "__main__":
     sys.exit(main())

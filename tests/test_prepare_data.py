@@ -21,6 +21,8 @@ import tempfile
 import unittest
 from pathlib import Path
 
+import testlib
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "prepare_data.py"
 SOFTPICK = None  # path of the softpick binary, from --softpick
@@ -457,23 +459,9 @@ def main():
     ap.add_argument("--softpick", metavar="PATH",
                     help="the softpick binary: also check the shards with `softpick data inspect`")
     args, rest = ap.parse_known_args()
+    SOFTPICK = testlib.softpick_binary(args.softpick)
     classes = [ByteTokenizerTest, TextCorpusTest, TokenizerJsonTest]
-    if args.softpick and os.path.isfile(args.softpick) and os.access(args.softpick, os.X_OK):
-        SOFTPICK = os.path.abspath(args.softpick)
-        classes.append(SoftpickInspectTest)
-    elif args.softpick:
-        print(f"error: --softpick {args.softpick} is not an executable file", file=sys.stderr)
-        return 2
-    loader = unittest.TestLoader()
-    names = [a for a in rest if not a.startswith("-")]  # optional test name filters, as unittest takes them
-    loader.testNamePatterns = [f"*{n}*" for n in names] or None
-    suite = unittest.TestSuite(loader.loadTestsFromTestCase(c) for c in classes)
-    result = unittest.TextTestRunner(verbosity=2).run(suite)
-    failed = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-    passed = result.testsRun - failed - len(result.skipped)
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed or result.testsRun == 0 else 0
-
+    return testlib.run(classes + ([SoftpickInspectTest] if SOFTPICK else []), rest)
 
 if __name__ == "__main__":
     sys.exit(main())

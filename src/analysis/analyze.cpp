@@ -204,8 +204,7 @@ void write_json(const std::string& path, const nlohmann::ordered_json& j) {
 }  // namespace
 
 nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
-  if (req.samples < 1) usage_fail("--samples {}: must be at least 1", req.samples);
-  if (req.seq_len < 0) usage_fail("--seq-len {}: must be at least 1", req.seq_len);
+  SP_ASSERT(req.samples >= 1 && req.seq_len >= 0, "analysis of {} samples of {} tokens", req.samples, req.seq_len);
   nlohmann::json state;
   const std::string dir = resolve_checkpoint(req.checkpoint, state);
   const Config cfg = checkpoint_config(state, dir);

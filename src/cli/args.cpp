@@ -24,6 +24,12 @@ std::optional<long long> ParsedArgs::get_int(const std::string& flag) const {
   return v;
 }
 
+std::optional<long long> ParsedArgs::get_positive(const std::string& flag) const {
+  auto v = get_int(flag);
+  if (v && *v < 1) usage_fail("--{}={}: must be at least 1", flag, *v);
+  return v;
+}
+
 std::string usage(const CommandSpec& spec) {
   std::string u = fmt::format("usage: softpick {} {}\n  {}\n", spec.name, spec.synopsis, spec.summary);
   if (!spec.flags.empty() || spec.accepts_overrides) u += "options:\n";

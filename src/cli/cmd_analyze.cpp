@@ -46,9 +46,8 @@ int cmd_analyze(const Argv& argv) {
   AnalyzeRequest req;
   req.checkpoint = a.positional[0];
   req.data = a.get("data").value_or("");
-  req.seq_len = a.get_int("seq-len").value_or(0);
-  if (a.has("seq-len") && req.seq_len < 1) usage_fail("--seq-len {}: must be at least 1", req.seq_len);
-  req.samples = a.get_int("samples").value_or(8);
+  req.seq_len = a.get_positive("seq-len").value_or(0);
+  req.samples = a.get_positive("samples").value_or(8);
   req.json_path = a.get("json").value_or("");
   req.threads = int(a.get_int("threads").value_or(0));
   if (req.threads < 0) usage_fail("--threads {}: must be at least 0", req.threads);

@@ -24,10 +24,7 @@ int cmd_bench(const Argv& argv) {
   const ParsedArgs& a = *parsed;
   Config c = load_config(a.positional[0], a.overrides);
   BenchOptions opt;
-  if (auto s = a.get_int("steps")) {
-    if (*s < 1) usage_fail("--steps={}: must be at least 1", *s);
-    opt.steps = *s;
-  }
+  opt.steps = a.get_positive("steps").value_or(opt.steps);
   if (auto list = a.get("attention-T")) {
     opt.attention_T.clear();
     std::stringstream ss(*list);

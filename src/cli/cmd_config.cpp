@@ -27,8 +27,7 @@ int cmd_config(const Argv& argv) {
   if (a.positional.empty()) usage_fail("missing CONFIG.json\n{}", usage(spec));
   Config c = load_config(a.positional[0], a.overrides);
   if (a.has("check-data")) validate_data_files(c);
-  const long long world = a.get_int("world-size").value_or(1);
-  if (world < 1) usage_fail("--world-size={}: must be at least 1", world);
+  const long long world = a.get_positive("world-size").value_or(1);
   auto j = to_json(c, derive(c));
   j["derived"]["tokens_per_step"] = derive(c).tokens_per_step_per_rank * world;
   j["derived"]["memory_per_rank"] = memory_report(c, int(world));

@@ -86,9 +86,7 @@ int cmd_eval(const Argv& argv) {
   const ParsedArgs& a = *parsed;
   if (!a.has("val") && !a.has("tasks") && !a.has("passkey-lengths"))
     usage_fail("nothing to evaluate: pass --val, --tasks or --passkey-lengths\n{}", usage(spec));
-  for (const char* f : {"val-tokens", "limit", "passkey-trials", "seq-len", "threads"})
-    if (a.get_int(f) && *a.get_int(f) < 1)
-      usage_fail("--{}: must be at least 1", f);
+  for (const char* f : {"val-tokens", "limit", "passkey-trials", "seq-len", "threads"}) a.get_positive(f);
 
   InferenceModel im = load_inference_model(a.positional[0], int(a.get_int("threads").value_or(0)));
   const ModelConfig& mc = im.config.model;

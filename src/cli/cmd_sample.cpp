@@ -70,19 +70,17 @@ int cmd_sample(const Argv& argv) {
   if (!parsed) return 0;
   const ParsedArgs& a = *parsed;
   SampleOptions opt;
-  opt.max_new_tokens = a.get_int("max-tokens").value_or(256);
+  opt.max_new_tokens = a.get_positive("max-tokens").value_or(256);
   opt.temperature = get_double(a, "temperature").value_or(0.8);
   opt.top_k = a.get_int("top-k").value_or(40);
   opt.top_p = get_double(a, "top-p").value_or(1.0);
   opt.seed = uint64_t(a.get_int("seed").value_or(0));
   opt.slide = a.has("slide");
-  if (opt.max_new_tokens < 1) usage_fail("--max-tokens: must be at least 1");
   if (opt.temperature < 0) usage_fail("--temperature: must be >= 0");
   if (opt.top_k < 0) usage_fail("--top-k: must be >= 0");
   if (!(opt.top_p > 0 && opt.top_p <= 1)) usage_fail("--top-p: must be in (0, 1]");
   if (a.has("prompt") && a.has("prompt-ids")) usage_fail("give --prompt or --prompt-ids, not both");
-  if (a.get_int("threads") && *a.get_int("threads") < 1) usage_fail("--threads: must be at least 1");
-  if (a.get_int("seq-len") && *a.get_int("seq-len") < 1) usage_fail("--seq-len: must be at least 1");
+  for (const char* f : {"threads", "seq-len"}) a.get_positive(f);
 
   InferenceModel im = load_inference_model(a.positional[0], int(a.get_int("threads").value_or(0)));
   const ModelConfig& mc = im.config.model;

@@ -7,24 +7,18 @@
 namespace sp {
 
 Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
-    : model_(model), be_(model.backend()), capacity_(capacity), chunk_(std::min(max_chunk, capacity)) {
+    : model_(model), be_(model.backend()), d_(model.config()), capacity_(capacity),
+      chunk_(std::min(max_chunk, capacity)) {
   SP_ASSERT(capacity >= 1 && max_chunk >= 1, "decoder capacity {} / chunk {}", capacity, max_chunk);
   const ModelConfig& cfg = model.config();
-  C_ = cfg.hidden_size;
-  L_ = cfg.num_hidden_layers;
-  H_ = cfg.num_heads;
-  Hkv_ = *cfg.num_kv_heads;
-  D_ = C_ / H_;
-  F_ = *cfg.intermediate_size;
-  V_ = cfg.vocab_size;
-  shape_ = AttentionShape{1, 0, H_, Hkv_, D_, normaliser_from_name(cfg.attention), cfg.softpick_eps};
+  shape_ = AttentionShape{1, 0, d_.H, d_.Hkv, d_.D, normaliser_from_name(cfg.attention), cfg.softpick_eps};
 
   const DType dt = be_.compute_dtype();
-  const size_t n = size_t(chunk_), C = size_t(C_), HD = size_t(H_ * D_), F = size_t(F_);
+  const size_t n = size_t(chunk_), C = size_t(d_.C), HD = size_t(d_.H * d_.D), F = size_t(d_.F);
   auto buf = [&](size_t numel) { return be_.alloc(numel, dt); };
-  for (int64_t l = 0; l < L_; ++l) {
-    k_.push_back(buf(size_t(capacity_) * size_t(Hkv_ * D_)));
-    v_.push_back(buf(size_t(capacity_) * size_t(Hkv_ * D_)));
+  for (int64_t l = 0; l < d_.L; ++l) {
+    k_.push_back(buf(size_t(capacity_) * size_t(d_.Hkv * d_.D)));
+    v_.push_back(buf(size_t(capacity_) * size_t(d_.Hkv * d_.D)));
   }
   tokens_ = be_.alloc(n, DType::I32);
   targets_ = be_.alloc(n, DType::I32);
@@ -40,7 +34,7 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   act_ = buf(n * F);
   final_ = buf(n * C);
   final_rstd_ = buf(n);
-  logits_ = buf(n * size_t(V_));
+  logits_ = buf(n * size_t(d_.V));
 }
 
 Decoder::~Decoder() {
@@ -64,15 +58,15 @@ void Decoder::run_chunk(std::span<const int32_t> tokens) {
             "chunk of {} at position {} (chunk size {}, capacity {})", n, pos, chunk_, capacity_);
   const ModelConfig& cfg = model_.config();
   const ModelTensors& w = model_.weights();
-  const size_t C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
-  const size_t H = size_t(H_), Hkv = size_t(Hkv_), D = size_t(D_);
+  const size_t C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
+  const size_t H = size_t(d_.H), Hkv = size_t(d_.Hkv), D = size_t(d_.D);
   const double eps = cfg.norm_eps, theta = cfg.rope_theta;
   AttentionShape shape = shape_;
   shape.T = int64_t(pos + n);  // every cached key plus the new ones
 
   be_.upload(tokens_, tokens);
   be_.embedding_forward(x_, tokens_, w.embed, n, C);
-  for (int64_t l = 0; l < L_; ++l) {
+  for (int64_t l = 0; l < d_.L; ++l) {
     const LayerTensors& lw = w.layers[size_t(l)];
     const Buffer k_new = k_[size_t(l)].slice(pos * KD, n * KD);  // (n, Hkv, D) cache rows of the chunk
     const Buffer v_new = v_[size_t(l)].slice(pos * KD, n * KD);
@@ -104,7 +98,7 @@ void Decoder::run_chunk(std::span<const int32_t> tokens) {
 }
 
 void Decoder::append(std::span<const int32_t> tokens, std::span<float> logits) {
-  const size_t n = tokens.size(), V = size_t(V_);
+  const size_t n = tokens.size(), V = size_t(d_.V);
   SP_ASSERT(logits.size() % V == 0 && logits.size() / V <= n, "append: {} logit slots for {} tokens of V={}",
             logits.size(), n, V);
   const size_t want_from = n - logits.size() / V;  // first new row whose logits are wanted
@@ -113,7 +107,7 @@ void Decoder::append(std::span<const int32_t> tokens, std::span<float> logits) {
     run_chunk(tokens.subspan(c0, c1 - c0));
     const size_t r0 = std::max(c0, want_from);  // rows [r0, c1) of this chunk have wanted logits
     if (r0 >= c1) continue;
-    const size_t rows = c1 - r0, C = size_t(C_);
+    const size_t rows = c1 - r0, C = size_t(d_.C);
     const Buffer x = final_.slice((r0 - c0) * C, rows * C);
     be_.matmul_forward(logits_, x, model_.weights().lm_head, rows, C, V);  // (rows, V) = x lm_head^T
     be_.download(logits.subspan((r0 - want_from) * V, rows * V), logits_.slice(0, rows * V));
@@ -129,8 +123,8 @@ LossSum Decoder::append_scored(std::span<const int32_t> tokens, std::span<const 
     const size_t c1 = std::min(n, c0 + size_t(chunk_));
     run_chunk(tokens.subspan(c0, c1 - c0));
     be_.upload(targets_, targets.subspan(c0, c1 - c0));
-    const LossSum l = be_.lm_head_loss(final_, model_.weights().lm_head, targets_, c1 - c0, size_t(C_),
-                                       size_t(V_), Buffer{}, Buffer{}, 0.0);
+    const LossSum l = be_.lm_head_loss(final_, model_.weights().lm_head, targets_, c1 - c0, size_t(d_.C),
+                                       size_t(d_.V), Buffer{}, Buffer{}, 0.0);
     total.sum += l.sum;
     total.count += l.count;
   }

@@ -35,7 +35,7 @@ public:
   Model& model() { return model_; }
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return len_; }  // positions in the cache
-  int64_t vocab_size() const { return V_; }
+  int64_t vocab_size() const { return d_.V; }
 
   void reset() { len_ = 0; }
   // Forgets every position >= n (n <= length()): the next append continues from position n.
@@ -56,8 +56,8 @@ private:
 
   Model& model_;
   Backend& be_;
+  ModelDims d_;
   int64_t capacity_, chunk_, len_ = 0;
-  int64_t C_, L_, H_, Hkv_, D_, F_, V_;
   AttentionShape shape_;        // normaliser and eps; B and T are set per call
   std::vector<Buffer> k_, v_;   // L of (capacity, Hkv, D): cached keys (after RoPE) and values
   Buffer tokens_, targets_;     // (chunk) i32

@@ -13,14 +13,7 @@ Normaliser normaliser_from_name(const std::string& name) {
 }
 
 Model::Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple)
-    : cfg_(cfg), be_(backend), specs_(param_specs(cfg)) {
-  C_ = cfg.hidden_size;
-  L_ = cfg.num_hidden_layers;
-  H_ = cfg.num_heads;
-  Hkv_ = *cfg.num_kv_heads;
-  D_ = C_ / H_;
-  F_ = *cfg.intermediate_size;
-  V_ = cfg.vocab_size;
+    : cfg_(cfg), be_(backend), specs_(param_specs(cfg)), d_(cfg) {
   const size_t P = (flat_size(specs_) + pad_multiple - 1) / pad_multiple * pad_multiple;
   params_ = be_.alloc(P, be_.param_dtype());
   grads_ = be_.alloc(P, be_.param_dtype());
@@ -45,7 +38,7 @@ ModelTensors Model::views(Buffer flat) const {
   t.embed = tensor(flat, "model.embed_tokens.weight");
   t.norm = tensor(flat, "model.norm.weight");
   t.lm_head = cfg_.tie_word_embeddings ? t.embed : tensor(flat, "lm_head.weight");
-  for (int64_t l = 0; l < L_; ++l) {
+  for (int64_t l = 0; l < d_.L; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerTensors x;
     x.ln1 = tensor(flat, p + "input_layernorm.weight");
@@ -85,20 +78,20 @@ void Model::init_weights(uint64_t seed) {
 void Model::zero_grads() { be_.fill_zero(grads_); }
 
 AttentionShape Model::attention_shape(int64_t B, int64_t T) const {
-  return AttentionShape{B, T, H_, Hkv_, D_, normaliser_from_name(cfg_.attention), cfg_.softpick_eps};
+  return AttentionShape{B, T, d_.H, d_.Hkv, d_.D, normaliser_from_name(cfg_.attention), cfg_.softpick_eps};
 }
 
 Activations Model::make_activations(int64_t B, int64_t T) {
   const DType dt = be_.compute_dtype();
-  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
   auto buf = [&](size_t n) { return be_.alloc(n, dt); };
   Activations a;
   a.B = B;
   a.T = T;
   a.tokens = be_.alloc(N, DType::I32);
   a.targets = be_.alloc(N, DType::I32);
-  for (int64_t l = 0; l <= L_; ++l) a.resid.push_back(buf(N * C));
-  for (int64_t l = 0; l < L_; ++l) {
+  for (int64_t l = 0; l <= d_.L; ++l) a.resid.push_back(buf(N * C));
+  for (int64_t l = 0; l < d_.L; ++l) {
     Activations::Layer x;
     x.ln1 = buf(N * C);
     x.rstd1 = buf(N);
@@ -107,7 +100,7 @@ Activations Model::make_activations(int64_t B, int64_t T) {
     x.v = buf(N * KD);
     if (cfg_.ssmax) x.q_scaled = buf(N * HD);
     x.att = buf(N * HD);
-    x.lse = buf(N * size_t(H_));
+    x.lse = buf(N * size_t(d_.H));
     x.mid = buf(N * C);
     x.ln2 = buf(N * C);
     x.rstd2 = buf(N);
@@ -129,7 +122,7 @@ Activations Model::make_activations(int64_t B, int64_t T) {
   a.d_gate = buf(N * F);
   a.d_up = buf(N * F);
   a.d_act = buf(N * F);
-  a.logits = buf(size_t(V_));
+  a.logits = buf(size_t(d_.V));
   return a;
 }
 
@@ -150,13 +143,13 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
   SP_ASSERT(tokens.size() == size_t(B * T), "forward: {} tokens for ({}, {})", tokens.size(), B, T);
   a.cur_B = B;
   a.cur_T = T;
-  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
   const double eps = cfg_.norm_eps, theta = cfg_.rope_theta;
   const AttentionShape shape = attention_shape(B, T);
 
   be_.upload(a.tokens, tokens);
   be_.embedding_forward(a.resid[0], a.tokens, w_.embed, N, C);
-  for (int64_t l = 0; l < L_; ++l) {
+  for (int64_t l = 0; l < d_.L; ++l) {
     const LayerTensors& w = w_.layers[size_t(l)];
     Activations::Layer& x = a.layers[size_t(l)];
     // attention sub-block: mid = resid + o_proj(attention(rmsnorm(resid)))
@@ -164,11 +157,11 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
     be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
     be_.matmul_forward(x.k, x.ln1, w.k, N, C, KD);
     be_.matmul_forward(x.v, x.ln1, w.v, N, C, KD);
-    be_.rope_forward(x.q, size_t(B), size_t(T), size_t(H_), size_t(D_), theta);
-    be_.rope_forward(x.k, size_t(B), size_t(T), size_t(Hkv_), size_t(D_), theta);
+    be_.rope_forward(x.q, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D), theta);
+    be_.rope_forward(x.k, size_t(B), size_t(T), size_t(d_.Hkv), size_t(d_.D), theta);
     Buffer q_att = x.q;
     if (cfg_.ssmax) {
-      be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(H_), size_t(D_));
+      be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D));
       q_att = x.q_scaled;
     }
     be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, shape);
@@ -182,27 +175,27 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
     be_.matmul_forward(a.resid[size_t(l) + 1], x.act, w.down, N, F, C);
     be_.accumulate(a.resid[size_t(l) + 1].slice(0, N * C), x.mid.slice(0, N * C));
   }
-  be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(L_)], w_.norm, N, C, eps);
+  be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(d_.L)], w_.norm, N, C, eps);
 }
 
 LossSum Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
   const size_t N = size_t(a.cur_B * a.cur_T);
   SP_ASSERT(targets.size() == N, "loss: {} targets for {} positions", targets.size(), N);
   be_.upload(a.targets, targets);
-  return be_.lm_head_loss(a.final_norm, w_.lm_head, a.targets, N, size_t(C_), size_t(V_),
+  return be_.lm_head_loss(a.final_norm, w_.lm_head, a.targets, N, size_t(d_.C), size_t(d_.V),
                           with_grad ? a.d_final : Buffer{}, with_grad ? g_.lm_head : Buffer{}, grad_scale);
 }
 
 void Model::backward(Activations& a) {
   const int64_t B = a.cur_B, T = a.cur_T;
-  const size_t N = size_t(B * T), C = size_t(C_), HD = size_t(H_ * D_), KD = size_t(Hkv_ * D_), F = size_t(F_);
+  const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
   const double theta = cfg_.rope_theta;
   const AttentionShape shape = attention_shape(B, T);
 
   // d_resid carries dL/d(residual stream) down through the blocks
   be_.fill_zero(a.d_resid);
-  be_.rmsnorm_backward(a.d_resid, g_.norm, a.d_final, a.resid[size_t(L_)], w_.norm, a.final_rstd, N, C);
-  for (int64_t l = L_ - 1; l >= 0; --l) {
+  be_.rmsnorm_backward(a.d_resid, g_.norm, a.d_final, a.resid[size_t(d_.L)], w_.norm, a.final_rstd, N, C);
+  for (int64_t l = d_.L - 1; l >= 0; --l) {
     const LayerTensors& w = w_.layers[size_t(l)];
     const LayerTensors& g = g_.layers[size_t(l)];
     Activations::Layer& x = a.layers[size_t(l)];
@@ -218,9 +211,9 @@ void Model::backward(Activations& a) {
     const Buffer d_q_att = cfg_.ssmax ? a.d_q_scaled : a.d_q;
     be_.attention_backward(d_q_att, a.d_k, a.d_v, q_att, x.k, x.v, x.att, a.d_att, x.lse, shape);
     if (cfg_.ssmax)
-      be_.ssmax_backward(a.d_q, g.ssmax, a.d_q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(H_), size_t(D_));
-    be_.rope_backward(a.d_q, size_t(B), size_t(T), size_t(H_), size_t(D_), theta);
-    be_.rope_backward(a.d_k, size_t(B), size_t(T), size_t(Hkv_), size_t(D_), theta);
+      be_.ssmax_backward(a.d_q, g.ssmax, a.d_q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D));
+    be_.rope_backward(a.d_q, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D), theta);
+    be_.rope_backward(a.d_k, size_t(B), size_t(T), size_t(d_.Hkv), size_t(d_.D), theta);
     be_.matmul_backward(a.d_ln, g.q, a.d_q, x.ln1, w.q, N, C, HD, false);
     be_.matmul_backward(a.d_ln, g.k, a.d_k, x.ln1, w.k, N, C, KD, true);
     be_.matmul_backward(a.d_ln, g.v, a.d_v, x.ln1, w.v, N, C, KD, true);
@@ -230,9 +223,9 @@ void Model::backward(Activations& a) {
 }
 
 void Model::last_logits(Activations& a, std::span<float> logits) {
-  SP_ASSERT(logits.size() == size_t(V_), "last_logits: {} slots for {} logits", logits.size(), V_);
-  const Buffer row = a.final_norm.slice(size_t(a.cur_T - 1) * size_t(C_), size_t(C_));
-  be_.lm_head_logits(a.logits, row, w_.lm_head, size_t(C_), size_t(V_));
+  SP_ASSERT(logits.size() == size_t(d_.V), "last_logits: {} slots for {} logits", logits.size(), d_.V);
+  const Buffer row = a.final_norm.slice(size_t(a.cur_T - 1) * size_t(d_.C), size_t(d_.C));
+  be_.lm_head_logits(a.logits, row, w_.lm_head, size_t(d_.C), size_t(d_.V));
   be_.download(logits, a.logits);
 }
 

@@ -22,6 +22,14 @@
 
 namespace sp {
 
+// The dimension letters of docs/architecture.md for a resolved model config.
+struct ModelDims {
+  int64_t C, L, H, Hkv, D, F, V;
+  explicit ModelDims(const ModelConfig& m)
+      : C(m.hidden_size), L(m.num_hidden_layers), H(m.num_heads), Hkv(*m.num_kv_heads), D(C / H),
+        F(*m.intermediate_size), V(m.vocab_size) {}
+};
+
 // Views of one block's parameters (or of their gradients) in a flat buffer.
 struct LayerTensors {
   Buffer ln1, q, k, v, o, ssmax, ln2, gate, up, down;  // ssmax is empty unless model.ssmax
@@ -103,7 +111,7 @@ private:
   std::vector<ParamSpec> specs_;
   Buffer params_, grads_;
   ModelTensors w_, g_;  // views into params_ and grads_
-  int64_t C_, L_, H_, Hkv_, D_, F_, V_;
+  ModelDims d_;
 };
 
 Normaliser normaliser_from_name(const std::string& name);
