@@ -171,7 +171,7 @@ TEST_CASE("moments merge exactly, ignore the mean, track extremes and masks", "[
 }
 
 TEST_CASE("the maps the analysis builds, times V, are the model's flash attention output", "[model][analysis]") {
-  auto be = make_backend("cpu");
+  auto be = make_backend({"cpu"});
   const int64_t B = 2, T = 70;  // two sequences; T crosses the 64-key tile of the flash kernel
   for (auto [attention, ssmax] : {std::pair{"softmax", false}, std::pair{"softpick", false},
                                   std::pair{"rectified", false}, std::pair{"softpick", true}}) {
@@ -214,7 +214,7 @@ TEST_CASE("the maps the analysis builds, times V, are the model's flash attentio
 }
 
 TEST_CASE("analyze_sequences counts every cell, masks padding and dumps the first sequence", "[model][analysis]") {
-  auto be = make_backend("cpu");
+  auto be = make_backend({"cpu"});
   const ModelConfig cfg = tiny_model("softpick");
   Model model(cfg, *be);
   model.init_weights(2);
@@ -400,10 +400,14 @@ TEST_CASE("softpick analyze refuses bad input with one clear message", "[train][
       {base + "--seq-len 0", 2, "--seq-len=0: must be at least 1"},
       {base + "--samples 0", 2, "--samples=0: must be at least 1"},
       {base + "--sink-eps abc", 2, "--sink-eps=abc: expected a number"},
+      {base + "--device gpu", 2, "training.device = \"gpu\" is not one of: cpu, cuda"},
+#ifndef SOFTPICK_HAVE_CUDA_BACKEND
+      {base + "--device cuda", 2, "built without the CUDA backend"},
+#endif
       {"analyze " + run + " --data " + (runs.dir / "missing_*.bin"), 2, "missing_*.bin: no file matches"},
       {"analyze " + (runs.dir / "nowhere"), 1, "nowhere: no such checkpoint or run directory"},
       {"analyze " + runs.dir.path.string() + " --data " + runs.val(), 1, "neither a checkpoint"},
-      {"analyze " + run + " --data " + (runs.dir / "d_train.bin") + " --threads 2 --seq-len 4", 0, ""},
+      {"analyze " + run + " --data " + (runs.dir / "d_train.bin") + " --threads 2 --seq-len 4 --device cpu", 0, ""},
   };
   for (const auto& c : cases) {
     INFO(c.args);

@@ -178,7 +178,7 @@ TEST_CASE("tensors that do not match the config are refused", "[checkpoint]") {
   Run r;
   REQUIRE_THAT(sh(std::string(SOFTPICK_BINARY) + " " + r.args("shape", "--training.steps=10 --checkpoint.interval=10")),
                Catch::EndsWith("0\n"));
-  auto be = make_backend("cpu");
+  auto be = make_backend({"cpu"});
   Config c = load_config(kTiny, {"model.intermediate_size=80"});
   Model m(c.model, *be);
   CHECK_THROWS_WITH(load_weights(r.run_dir("shape") + "/checkpoints/step_00000010", m),

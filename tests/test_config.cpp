@@ -115,6 +115,18 @@ TEST_CASE("overrides are parsed and type-checked", "[unit]") {
   CHECK_THAT(error_of([&] { apply_override(c, "--optimizer.lr"); }), Catch::Contains("needs a value"));
 }
 
+TEST_CASE("training.device is cpu unless set to cuda", "[unit]") {
+  Config c;
+  CHECK(c.training.device == "cpu");
+  CHECK(to_json(c)["training"]["device"] == "cpu");
+  apply_override(c, "--training.device=cuda");  // a build without the CUDA backend refuses it at make_backend
+  CHECK(c.training.device == "cuda");
+  CHECK_THAT(error_of([&] { apply_override(c, "--training.device=gpu"); }),
+             Catch::Contains("training.device = \"gpu\" is not one of: cpu, cuda"));
+  CHECK_THAT(config_error(R"({"training": {"device": "tpu"}})"),
+             Catch::Contains("training.device = \"tpu\" is not one of: cpu, cuda"));
+}
+
 TEST_CASE("config file errors name the file and the key", "[unit]") {
   CHECK_THAT(config_error(R"({"model": {"hiden_size": 512}})"),
              Catch::Contains("model.hiden_size") && Catch::Contains("did you mean model.hidden_size"));

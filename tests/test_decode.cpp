@@ -119,7 +119,7 @@ TEST_CASE("decoding with the KV cache reproduces the full forward pass at every 
     INFO(var.attention << (var.ssmax ? " + SSMax" : "") << ", kv heads " << var.kv << (var.tied ? ", tied" : "")
                        << ", " << var.backend);
     const double tol = std::string(var.backend) == "cpu" ? kF32Tol : kF64Tol;
-    auto be = make_backend(var.backend, 2);
+    auto be = make_backend({var.backend, 2});
     Model model(tiny_model(var.attention, var.ssmax, var.kv, var.tied), *be);
     model.init_weights(9);
     const int64_t T = 40, V = 23;
@@ -159,7 +159,7 @@ TEST_CASE("decoding with the KV cache reproduces the full forward pass at every 
 }
 
 TEST_CASE("the decoder's fused loss equals the loss of the full forward pass", "[model]") {
-  auto be = make_backend("cpu-f64", 2);
+  auto be = make_backend({"cpu-f64", 2});
   Model model(tiny_model("softpick", true, 2), *be);
   model.init_weights(3);
   const int64_t T = 30, V = 23;
@@ -176,7 +176,7 @@ TEST_CASE("the decoder's fused loss equals the loss of the full forward pass", "
 }
 
 TEST_CASE("greedy generation with the cache equals greedy recomputation and seeds reproduce", "[model]") {
-  auto be = make_backend("cpu", 2);
+  auto be = make_backend({"cpu", 2});
   Model model(tiny_model("softpick", false, 2), *be);
   model.init_weights(21);
   const int64_t T = 32, V = 23;
@@ -234,7 +234,7 @@ TEST_CASE("temperature and top-k and top-p pick from the distributions they shou
 }
 
 TEST_CASE("a full context stops generation or slides it", "[model]") {
-  auto be = make_backend("cpu", 2);
+  auto be = make_backend({"cpu", 2});
   Model model(tiny_model("softmax", false, 4), *be);
   model.init_weights(2);
   Decoder dec(model, 8);

@@ -175,7 +175,7 @@ TEST_CASE("passkey prompts fit their length, hide the key at the asked depth and
 }
 
 TEST_CASE("continuation scores equal an independent forward pass even when truncated", "[model]") {
-  auto be = make_backend("cpu-f64", 2);
+  auto be = make_backend({"cpu-f64", 2});
   for (const char* attention : {"softpick", "softmax"}) {
     INFO(attention);
     Model model(small_model(attention, std::string(attention) == "softmax", 23, 0.3), *be);
@@ -221,7 +221,7 @@ TEST_CASE("a model that makes one continuation certain gets every task right", "
   c.model.intermediate_size = 8;
   c.model.vocab_size = 259;
   resolve(c);
-  auto be = make_backend("cpu-f64", 2);
+  auto be = make_backend({"cpu-f64", 2});
   Model model(c.model, *be);
   model.init_weights(1);
   const size_t C = 264, V = 259;
@@ -267,7 +267,7 @@ TEST_CASE("a model that makes one continuation certain gets every task right", "
 
 TEST_CASE("acc and acc_norm disagree when the longer choice is likelier per character", "[model]") {
   // a near-uniform model: every token costs about ln 23 nats
-  auto be = make_backend("cpu-f64", 2);
+  auto be = make_backend({"cpu-f64", 2});
   Model model(small_model("softpick", false, 23, 0.01), *be);
   model.init_weights(8);
   Decoder dec(model, 32);
@@ -280,7 +280,7 @@ TEST_CASE("acc and acc_norm disagree when the longer choice is likelier per char
 }
 
 TEST_CASE("perplexity tasks sum the log-likelihood of their rolling windows", "[model]") {
-  auto be = make_backend("cpu-f64", 2);
+  auto be = make_backend({"cpu-f64", 2});
   Model model(small_model("rectified", true, 23, 0.3), *be);
   model.init_weights(6);
   const int64_t T = 16;
@@ -384,7 +384,7 @@ TEST_CASE("softpick eval and softpick sample on a freshly trained checkpoint", "
     REQUIRE(s.code == 0);
     return nlohmann::json::parse(sp::test::read_text(d / "s.json"));
   };
-  const auto g1 = sample("--temperature 0"), g2 = sample("--temperature 0");
+  const auto g1 = sample("--temperature 0"), g2 = sample("--temperature 0 --device cpu");
   CHECK(g1["ids"] == g2["ids"]);
   CHECK(g1["ids"].size() == 12);
   CHECK(g1["stop"] == "max_tokens");
@@ -413,4 +413,15 @@ TEST_CASE("softpick eval and softpick sample on a freshly trained checkpoint", "
   r = run_softpick("eval " + (d / "run"));
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("nothing to evaluate"));
+  r = run_softpick("eval " + (d / "run") + " --val " + (d / "val.bin") + " --device gpu");
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("training.device = \"gpu\" is not one of: cpu, cuda"));
+#ifndef SOFTPICK_HAVE_CUDA_BACKEND
+  for (const std::string& cmd : {"eval " + (d / "run") + " --val " + (d / "val.bin"), "sample " + (d / "run")}) {
+    r = run_softpick(cmd + " --device cuda");
+    INFO(cmd);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("built without the CUDA backend"));
+  }
+#endif
 }

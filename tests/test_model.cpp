@@ -49,7 +49,7 @@ TEST_CASE("whole-model gradients match finite differences (double precision)", "
                     Variant{"rectified", false, false, 4}, Variant{"softpick", true, true, 1},
                     Variant{"softmax", true, false, 4}}) {
     INFO("attention " << v.attention << " ssmax " << v.ssmax << " tied " << v.tied << " kv " << v.kv_heads);
-    auto be = make_backend("cpu-f64");
+    auto be = make_backend({"cpu-f64"});
     Model model(tiny_model(v.attention, v.ssmax, v.tied, v.kv_heads), *be);
     model.init_weights(5);
     const int64_t B = 2, T = 7;
@@ -100,7 +100,7 @@ TEST_CASE("loss at initialisation is close to ln(vocab_size)", "[model]") {
   resolve(c);
   for (const char* att : {"softmax", "softpick", "rectified"}) {
     c.model.attention = att;
-    auto be = make_backend("cpu");
+    auto be = make_backend({"cpu"});
     Model model(c.model, *be);
     model.init_weights(79);
     Activations a = model.make_activations(2, 32);
@@ -118,7 +118,7 @@ TEST_CASE("a single batch is overfit to near-zero loss", "[model]") {
     ModelConfig mc = tiny_model(att);
     mc.hidden_size = 32;
     mc.initializer_range = 0.02;
-    auto be = make_backend("cpu");
+    auto be = make_backend({"cpu"});
     Model model(mc, *be);
     model.init_weights(3);
     OptimizerConfig oc;
@@ -145,7 +145,7 @@ TEST_CASE("a single batch is overfit to near-zero loss", "[model]") {
 
 TEST_CASE("training is deterministic: same seed, bit-identical losses and weights", "[model]") {
   auto run = [](uint64_t seed) {
-    auto be = make_backend("cpu");
+    auto be = make_backend({"cpu"});
     Model model(tiny_model("softpick", true), *be);
     model.init_weights(seed);
     AdamW opt(OptimizerConfig{}, model);
@@ -174,7 +174,7 @@ TEST_CASE("training is deterministic: same seed, bit-identical losses and weight
 
 TEST_CASE("a shorter forward (sampling) matches the prefix of a full one", "[model]") {
   // causal attention: the hidden state at position t depends only on tokens 0..t
-  auto be = make_backend("cpu-f64");
+  auto be = make_backend({"cpu-f64"});
   Model model(tiny_model("softpick"), *be);
   model.init_weights(9);
   Activations a = model.make_activations(1, 12);

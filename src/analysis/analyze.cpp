@@ -207,7 +207,8 @@ nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
   SP_ASSERT(req.samples >= 1 && req.seq_len >= 0, "analysis of {} samples of {} tokens", req.samples, req.seq_len);
   nlohmann::json state;
   const std::string dir = resolve_checkpoint(req.checkpoint, state);
-  const Config cfg = checkpoint_config(state, dir);
+  Config cfg = checkpoint_config(state, dir);
+  if (!req.device.empty()) apply_override(cfg, "training.device=" + req.device);
   const ModelConfig& m = cfg.model;
   const int64_t T = req.seq_len > 0 ? req.seq_len : cfg.training.seq_len;
 
@@ -227,7 +228,7 @@ nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
   int64_t S = req.samples;
   const std::vector<int32_t> tokens = read_sequences(files, what, T, S, m);
 
-  auto backend = make_backend("cpu", req.threads);
+  auto backend = make_backend({cfg.training.device, req.threads});
   Model model(m, *backend);
   load_weights(dir, model);
   if (!opt.dump.empty()) {  // created only once everything else has been checked

@@ -5,7 +5,7 @@
 // Two levels:
 //   * analyze_sequences(): the measurement, for any Model and any host tokens (the command below, and the
 //     training loop if it wants periodic analysis records);
-//   * run_analysis(): the command: resolve the checkpoint, load its config and weights on the CPU backend,
+//   * run_analysis(): the command: resolve the checkpoint, load its config and weights on its backend,
 //     read sequences from token shards, measure, print the table, write the JSON and the dumps.
 #pragma once
 
@@ -75,6 +75,7 @@ struct AnalyzeRequest {
   int64_t seq_len = 0;      // T; 0: the checkpoint's training.seq_len
   int64_t samples = 8;      // S, the first S windows of the shards in file order
   std::string json_path;    // empty: RUN_DIR/analysis/step_XXXXXXXX.json when the checkpoint is in a run
+  std::string device;       // "cpu" or "cuda"; empty: the checkpoint's training.device
   int threads = 0;          // 0: all cores
   AnalysisOptions options;
 };

@@ -1,5 +1,6 @@
 #include "backend/backend.h"
 
+#include "backend/cuda_factory.h"
 #include "core/check.h"
 #include "cpu/cpu_backend.h"
 
@@ -30,10 +31,19 @@ Buffer Buffer::slice(size_t offset, size_t n) const {
   return Buffer{static_cast<char*>(ptr) + offset * dtype_size(dtype), n, dtype};
 }
 
-std::unique_ptr<Backend> make_backend(const std::string& kind, int threads) {
-  if (kind == "cpu") return make_cpu_backend(DType::F32, threads);
-  if (kind == "cpu-f64") return make_cpu_backend(DType::F64, threads);
-  usage_fail("unknown backend \"{}\": use cpu (or cpu-f64 for the double-precision reference)", kind);
+std::unique_ptr<Backend> make_backend(const BackendOptions& opt) {
+  if (opt.device == "cpu") return make_cpu_backend(DType::F32, opt.threads);
+  if (opt.device == "cpu-f64") return make_cpu_backend(DType::F64, opt.threads);
+  if (opt.device == "cuda") {
+#ifdef SOFTPICK_HAVE_CUDA_BACKEND
+    return make_cuda_backend(opt.local_rank);
+#else
+    usage_fail("training.device = \"cuda\": this softpick was built without the CUDA backend; rebuild with nvcc "
+               "available (cmake -DSOFTPICK_CUDA=ON) or use training.device=cpu (--device=cpu for eval, sample, "
+               "analyze and bench)");
+#endif
+  }
+  usage_fail("unknown device \"{}\": use cpu or cuda (or cpu-f64, the double-precision reference)", opt.device);
 }
 
 }  // namespace sp

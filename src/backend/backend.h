@@ -2,7 +2,8 @@
 //
 // The model (src/model/model.cpp) is written once against this interface; a backend implements it.
 // The CPU backend (src/cpu/) is the fp32 reference, and runs in fp64 for gradient checks; the CUDA backend
-// implements the same calls with kernels from kernels/.
+// implements the same calls with kernels from kernels/. make_backend() below is the one place that picks
+// a backend (training.device, or --device for the commands that load a checkpoint).
 //
 // Conventions
 //   * Buffers know their dtype. Activations use compute_dtype(); parameters, gradients and optimizer state
@@ -44,6 +45,10 @@ public:
   virtual std::string name() const = 0;
   virtual DType compute_dtype() const = 0;
   virtual DType param_dtype() const = 0;
+
+  // ---- the peak MFU is measured against: src/backend/peak.h ----
+  virtual double peak_flops() const = 0;             // FLOP/s; 0 when unknown (MFU is then n/a)
+  virtual std::string peak_description() const = 0;  // "CPU peak (measured fp32 GEMM)", for logs
 
   // ---- memory ----
   virtual Buffer alloc(size_t numel, DType dt) = 0;  // zero-filled
@@ -97,7 +102,14 @@ public:
   virtual double sum_squares(Buffer x) = 0;  // sync point
 };
 
-// "cpu" (fp32) or "cpu-f64" (the double-precision reference used by gradient checks).
-std::unique_ptr<Backend> make_backend(const std::string& kind, int threads = 0);
+struct BackendOptions {
+  std::string device = "cpu";  // training.device ("cpu", "cuda"), or "cpu-f64": the fp64 reference of tests
+  int threads = 0;             // CPU threads; <= 0 keeps the OpenMP default (all cores)
+  int local_rank = 0;          // the process's rank within its node: the GPU a CUDA backend uses
+};
+
+// The one backend factory. "cuda" needs the CUDA backend compiled in (src/backend/cuda_factory.h); in a
+// build without it, and for any unknown device, a usage Error says what to do.
+std::unique_ptr<Backend> make_backend(const BackendOptions& opt);
 
 }  // namespace sp

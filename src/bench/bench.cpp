@@ -26,11 +26,10 @@ double peak_rss_mib() {
 }
 
 // Times one training configuration: forward, loss+backward, optimizer; returns nothing, prints a table row.
-void bench_training(const std::string& label, const Config& cfg, int64_t steps, double peak_gflops) {
+void bench_training(const std::string& label, const Config& cfg, int64_t steps, Backend& backend) {
   const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
   const Derived d = derive(cfg);
-  auto backend = make_backend("cpu", cfg.training.threads ? int(*cfg.training.threads) : 0);
-  Model model(cfg.model, *backend);
+  Model model(cfg.model, backend);
   model.init_weights(uint64_t(cfg.training.seed));
   AdamW opt(cfg.optimizer, model);
   Activations acts = model.make_activations(B, T);
@@ -56,13 +55,14 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
   }
   const double step_s = (t_fwd + t_bwd + t_opt) / double(steps);
   const double tok_s = double(B * T) / step_s;
-  const double gflops = tok_s * d.flops_per_token / 1e9;
   // the same with the attention term halved for the causal mask: the work actually done
   const double causal_flops = d.flops_per_token - 6.0 * double(cfg.model.num_hidden_layers * cfg.model.num_heads *
                                                                 d.head_dim * T);
-  std::printf("%-28s %8.1f %8.1f %8.1f %9.1f %9.0f %8.1f %6.1f%% %6.1f%%\n", label.c_str(),
-              1e3 * t_fwd / double(steps), 1e3 * t_bwd / double(steps), 1e3 * t_opt / double(steps), 1e3 * step_s,
-              tok_s, gflops, 100.0 * gflops / peak_gflops, 100.0 * tok_s * causal_flops / 1e9 / peak_gflops);
+  const double peak = backend.peak_flops();
+  std::printf("%-28s %8.1f %8.1f %8.1f %9.1f %9.0f %8.1f %7s %7s\n", label.c_str(), 1e3 * t_fwd / double(steps),
+              1e3 * t_bwd / double(steps), 1e3 * t_opt / double(steps), 1e3 * step_s, tok_s,
+              tok_s * d.flops_per_token / 1e9, format_mfu(mfu(tok_s * d.flops_per_token, peak)).c_str(),
+              format_mfu(mfu(tok_s * causal_flops, peak)).c_str());
   model.free_activations(acts);
 }
 
@@ -134,10 +134,11 @@ void bench_attention(const Config& cfg, const BenchOptions& opt) {
 }  // namespace
 
 void run_bench(const Config& cfg, const BenchOptions& opt) {
+  auto backend = make_backend({cfg.training.device, cfg.training.threads ? int(*cfg.training.threads) : 0});
+  // the CPU attention table's threads, whatever the backend
   if (cfg.training.threads) omp_set_num_threads(int(*cfg.training.threads));
-  const double peak = measure_gemm_gflops(2.0);
-  std::printf("machine: %d threads; fp32 GEMM (best sgemm of 1024^3 and 2048^3, the CPU peak): %.1f GFLOP/s\n",
-              omp_get_max_threads(), peak);
+  std::printf("machine: %d threads, backend %s; %s\n", omp_get_max_threads(), backend->name().c_str(),
+              peak_summary(*backend).c_str());
   // attention first, while the process's peak RSS is still its own
   if (opt.attention) bench_attention(cfg, opt);
   if (opt.train) {
@@ -147,13 +148,13 @@ void run_bench(const Config& cfg, const BenchOptions& opt) {
                 "for the causal mask; 'causal' counts only the work actually done, 6 L H D T)\n");
     std::printf("%-28s %8s %8s %8s %9s %9s %8s %7s %7s\n", "model", "fwd ms", "loss+bwd", "opt ms", "step ms",
                 "tokens/s", "GFLOP/s", "MFU", "causal");
-    bench_training(fmt::format("as configured ({} layers)", cfg.model.num_hidden_layers), cfg, opt.steps, peak);
+    bench_training(fmt::format("as configured ({} layers)", cfg.model.num_hidden_layers), cfg, opt.steps, *backend);
     // one block alone: the same layer shape with a 64-token vocabulary, so embedding and LM head are negligible
     Config block = cfg;
     block.model.num_hidden_layers = 1;
     block.model.vocab_size = 64;
     block.model.tie_word_embeddings = false;
-    bench_training("one block (vocab 64)", block, opt.steps, peak);
+    bench_training("one block (vocab 64)", block, opt.steps, *backend);
   }
 }
 

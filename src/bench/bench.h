@@ -1,5 +1,6 @@
-// `softpick bench`: training-step and attention throughput on this machine, each against a peer measured
-// in the same run (the CPU's fp32 GEMM rate, softmax attention, the naive attention).
+// `softpick bench`: training-step throughput on training.device against the backend's peak (on the CPU,
+// its fp32 GEMM rate measured in the same run), and the CPU's attention throughput against its peers
+// (softmax attention, the naive attention).
 #pragma once
 
 #include "config/config.h"

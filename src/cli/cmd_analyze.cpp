@@ -1,5 +1,5 @@
 // softpick analyze CKPT [--data SHARDS] [--seq-len T] [--samples N] [--sink-eps E] [--json OUT]
-//                       [--dump-attention L:H,...] [--dump-dir DIR] [--threads N]
+//                       [--dump-attention L:H,...] [--dump-dir DIR] [--device cpu|cuda] [--threads N]
 #include "analysis/analyze.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -38,6 +38,7 @@ int cmd_analyze(const Argv& argv) {
        {"json", "OUT", "write the metrics as JSON to OUT"},
        {"dump-attention", "L:H,...", "write the attention map of layer L, head H of the first sequence as .npy"},
        {"dump-dir", "DIR", "directory for --dump-attention (attention_L{L}_H{H}.npy, (T, T) float32)"},
+       {"device", "DEVICE", "cpu or cuda (default: the checkpoint's training.device)"},
        {"threads", "N", "CPU threads (default: all cores)"}},
       1, 1};
   const auto parsed = parse_command(spec, argv);
@@ -49,6 +50,7 @@ int cmd_analyze(const Argv& argv) {
   req.seq_len = a.get_positive("seq-len").value_or(0);
   req.samples = a.get_positive("samples").value_or(8);
   req.json_path = a.get("json").value_or("");
+  req.device = a.get("device").value_or("");
   req.threads = int(a.get_int("threads").value_or(0));
   if (req.threads < 0) usage_fail("--threads {}: must be at least 0", req.threads);
   req.options.sink_eps = get_double(a, "sink-eps", 0.3);

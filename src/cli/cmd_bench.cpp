@@ -1,4 +1,4 @@
-// softpick bench CONFIG.json [--section.key=value ...]
+// softpick bench CONFIG.json [--device cpu|cuda] [--section.key=value ...]
 #include "bench/bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
@@ -12,17 +12,22 @@ namespace sp {
 
 int cmd_bench(const Argv& argv) {
   const CommandSpec spec{
-      "bench", "CONFIG.json [--steps=N] [--attention-T=256,512,...] [--only=train|attention] [--section.key=value ...]",
-      "Measure training-step time, tokens/s and GFLOP/s against this CPU's fp32 GEMM rate, and attention alone "
-      "(flash vs naive, softpick vs softmax) over a range of sequence lengths.",
-      {{"steps", "N", "timed training steps after one warm-up step (default 3)"},
+      "bench", "CONFIG.json [--device=cpu|cuda] [--steps=N] [--attention-T=256,512,...] [--only=train|attention] "
+      "[--section.key=value ...]",
+      "Measure training-step time, tokens/s and GFLOP/s on training.device against its peak (on the CPU its "
+      "measured fp32 GEMM rate), and the CPU's attention alone (flash vs naive, softpick vs softmax) over a "
+      "range of sequence lengths.",
+      {{"device", "DEVICE", "cpu or cuda: the same as --training.device=DEVICE"},
+       {"steps", "N", "timed training steps after one warm-up step (default 3)"},
        {"attention-T", "LIST", "comma-separated sequence lengths for the attention table (default 256..4096)"},
        {"only", "WHAT", "run only the `train` or the `attention` part"}},
       1, 1, true};
   const auto parsed = parse_command(spec, argv);
   if (!parsed) return 0;
   const ParsedArgs& a = *parsed;
-  Config c = load_config(a.positional[0], a.overrides);
+  std::vector<std::string> overrides = a.overrides;
+  if (auto device = a.get("device")) overrides.push_back("training.device=" + *device);
+  Config c = load_config(a.positional[0], overrides);
   BenchOptions opt;
   opt.steps = a.get_positive("steps").value_or(opt.steps);
   if (auto list = a.get("attention-T")) {

@@ -67,7 +67,7 @@ void write_json_file(const std::string& path, const nlohmann::ordered_json& j) {
 int cmd_eval(const Argv& argv) {
   const CommandSpec spec{
       "eval", "CKPT [--val SHARDS] [--tasks FILE.jsonl,...] [--passkey-lengths L,...] [--json OUT]",
-      "Evaluate a checkpoint (or the newest valid checkpoint of a run directory) on the CPU: validation loss, "
+      "Evaluate a checkpoint (or the newest valid checkpoint of a run directory): validation loss, "
       "task files scored as lm-eval-harness scores them, passkey retrieval (docs/evaluation.md).",
       {{"val", "SHARDS", "validation shards (glob): loss and perplexity over their unshuffled windows"},
        {"val-tokens", "N", "at most N predicted validation tokens (default: every window)"},
@@ -78,6 +78,7 @@ int cmd_eval(const Argv& argv) {
        {"passkey-seed", "S", "seed of the passkeys (default 0)"},
        {"seq-len", "T", "context in tokens (default: the checkpoint's training.seq_len)"},
        {"tokenizer", "SPEC", "\"byte\" or a tokenizer.json (default: the checkpoint's data.tokenizer)"},
+       {"device", "DEVICE", "cpu or cuda (default: the checkpoint's training.device)"},
        {"threads", "N", "CPU threads (default: the checkpoint's training.threads, else all cores)"},
        {"json", "OUT", "also write the results as JSON"}},
       1, 1};
@@ -88,7 +89,8 @@ int cmd_eval(const Argv& argv) {
     usage_fail("nothing to evaluate: pass --val, --tasks or --passkey-lengths\n{}", usage(spec));
   for (const char* f : {"val-tokens", "limit", "passkey-trials", "seq-len", "threads"}) a.get_positive(f);
 
-  InferenceModel im = load_inference_model(a.positional[0], int(a.get_int("threads").value_or(0)));
+  InferenceModel im = load_inference_model(a.positional[0], a.get("device").value_or(""),
+                                          int(a.get_int("threads").value_or(0)));
   const ModelConfig& mc = im.config.model;
   const int64_t T = inference_context(im.config, a.get_int("seq-len").value_or(0));
   const std::optional<Tokenizer> tok = load_model_tokenizer(im.config, a.get("tokenizer").value_or(""));

@@ -50,7 +50,7 @@ int cmd_sample(const Argv& argv) {
   const CommandSpec spec{
       "sample", "CKPT [--prompt TEXT | --prompt-ids IDS] [--max-tokens N] [--temperature T] [--top-k K] [--top-p P]",
       "Generate text from a checkpoint (or the newest valid checkpoint of a run directory) with a key/value "
-      "cache on the CPU. The context is the trained training.seq_len: when it is full, generation stops "
+      "cache. The context is the trained training.seq_len: when it is full, generation stops "
       "(or, with --slide, keeps the newest half and continues). The same seed gives the same text.",
       {{"prompt", "TEXT", "the prompt (byte vocabulary; BOS is put in front); default: BOS alone"},
        {"prompt-ids", "IDS", "the prompt as token ids, comma-separated, used as given (any vocabulary)"},
@@ -63,6 +63,7 @@ int cmd_sample(const Argv& argv) {
        {"ignore-eos", "", "do not stop at the end-of-document token"},
        {"seq-len", "T", "context in tokens (default: the checkpoint's training.seq_len)"},
        {"tokenizer", "SPEC", "\"byte\" or a tokenizer.json (default: the checkpoint's data.tokenizer)"},
+       {"device", "DEVICE", "cpu or cuda (default: the checkpoint's training.device)"},
        {"threads", "N", "CPU threads (default: the checkpoint's training.threads, else all cores)"},
        {"json", "OUT", "also write the prompt, the generated ids and text as JSON"}},
       1, 1};
@@ -82,7 +83,8 @@ int cmd_sample(const Argv& argv) {
   if (a.has("prompt") && a.has("prompt-ids")) usage_fail("give --prompt or --prompt-ids, not both");
   for (const char* f : {"threads", "seq-len"}) a.get_positive(f);
 
-  InferenceModel im = load_inference_model(a.positional[0], int(a.get_int("threads").value_or(0)));
+  InferenceModel im = load_inference_model(a.positional[0], a.get("device").value_or(""),
+                                          int(a.get_int("threads").value_or(0)));
   const ModelConfig& mc = im.config.model;
   const int64_t T = inference_context(im.config, a.get_int("seq-len").value_or(0));
   const std::optional<Tokenizer> tok = load_model_tokenizer(im.config, a.get("tokenizer").value_or(""));

@@ -12,7 +12,7 @@ namespace sp {
 int cmd_train(const Argv& argv) {
   const CommandSpec spec{
       "train", "CONFIG.json [--overwrite] [--init-from=CKPT] [--section.key=value ...]",
-      "Train a model on the CPU as the config describes; metrics and checkpoints go to training.run_dir. "
+      "Train a model as the config describes, on training.device; metrics and checkpoints go to training.run_dir. "
       "By default (checkpoint.resume = auto) the run continues from its newest valid checkpoint.",
       {{"overwrite", "", "with --checkpoint.resume=never: delete the run directory's checkpoints first"},
        {"init-from", "CKPT", "start a new run from this checkpoint's weights (not its optimizer state or step)"}},

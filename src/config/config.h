@@ -60,6 +60,7 @@ struct TrainingConfig {
   double max_norm = 1.0;        // gradient-norm clip
   int64_t seed = 79;
   int64_t max_skipped_steps = 10;  // abort after this many non-finite steps in a row
+  std::string device = "cpu";      // cpu | cuda: the backend (make_backend)
   std::optional<int64_t> threads;  // CPU threads; null: all cores
   std::string run_dir = "runs/default";
 };
@@ -163,6 +164,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"training", "max_norm", "clip the global gradient norm to this (0 = no clipping)", 0, kInf}, t.max_norm);
   v(FieldSpec{"training", "seed", "seed of the init, the data order and every other random choice", 0, kInf}, t.seed);
   v(FieldSpec{"training", "max_skipped_steps", "abort after this many consecutive steps with a non-finite loss or gradient", 1, kInf}, t.max_skipped_steps);
+  v(FieldSpec{"training", "device", "where the model runs: cpu (the fp32 reference backend) or cuda (needs a build with the CUDA backend; the k-th rank of a node uses its GPU k)", -kInf, kInf, {"cpu", "cuda"}}, t.device);
   v(FieldSpec{"training", "threads", "CPU threads for OpenMP and BLAS; null = all cores", 1, 4096}, t.threads);
   v(FieldSpec{"training", "run_dir", "directory for metrics, samples, the resolved config and checkpoints"}, t.run_dir);
 

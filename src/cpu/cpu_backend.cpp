@@ -2,6 +2,7 @@
 // (gradient checks). Every call runs synchronously on the calling thread plus OpenMP/BLAS workers.
 #include "cpu/cpu_backend.h"
 
+#include "backend/peak.h"
 #include "core/check.h"
 #include "cpu/adamw.h"
 #include "cpu/attention.h"
@@ -56,6 +57,8 @@ public:
   std::string name() const override { return dtype_ == DType::F32 ? "cpu" : "cpu-f64"; }
   DType compute_dtype() const override { return dtype_; }
   DType param_dtype() const override { return dtype_; }
+  double peak_flops() const override { return cpu_peak_fp32_flops(); }
+  std::string peak_description() const override { return "CPU peak (measured fp32 GEMM)"; }
 
   Buffer alloc(size_t numel, DType dt) override {
     SP_ASSERT(dt != DType::BF16, "the CPU backend has no bf16");

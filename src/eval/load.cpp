@@ -10,14 +10,15 @@ namespace sp {
 
 namespace fs = std::filesystem;
 
-InferenceModel load_inference_model(const std::string& path, int threads) {
+InferenceModel load_inference_model(const std::string& path, const std::string& device, int threads) {
   InferenceModel m;
   nlohmann::json state;
   m.dir = resolve_checkpoint(path, state);
   m.config = checkpoint_config(state, m.dir);
   m.step = state.value("step", int64_t(0));
   if (threads <= 0 && m.config.training.threads) threads = int(*m.config.training.threads);
-  m.backend = make_backend("cpu", threads);
+  if (!device.empty()) apply_override(m.config, "training.device=" + device);
+  m.backend = make_backend({m.config.training.device, threads});
   m.model = std::make_unique<Model>(m.config.model, *m.backend);
   load_weights(m.dir, *m.model);
   return m;

@@ -1,5 +1,5 @@
-// Loading a checkpoint for inference (`softpick eval`, `softpick sample`): the weights on the CPU backend,
-// the resolved config stored with them, the context to use, and the tokenizer.
+// Loading a checkpoint for inference (`softpick eval`, `softpick sample`): the weights on the backend of
+// its training.device (or --device), the resolved config stored with them, the context, and the tokenizer.
 #pragma once
 
 #include "backend/backend.h"
@@ -16,15 +16,16 @@ namespace sp {
 
 struct InferenceModel {
   std::string dir;  // the checkpoint directory
-  Config config;    // as stored in the checkpoint
+  Config config;    // as stored in the checkpoint, training.device as used
   int64_t step = 0;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
 };
 
-// `path` is a checkpoint directory, or a run directory (then its newest valid checkpoint). threads <= 0:
-// the checkpoint's training.threads, else every core. An Error names the file on any problem.
-InferenceModel load_inference_model(const std::string& path, int threads);
+// `path` is a checkpoint directory, or a run directory (then its newest valid checkpoint). `device` ("cpu",
+// "cuda") overrides the checkpoint's training.device unless empty. threads <= 0: the checkpoint's
+// training.threads, else every core. An Error names the file, key or flag on any problem.
+InferenceModel load_inference_model(const std::string& path, const std::string& device, int threads);
 
 // The context in tokens: `requested` when > 0, else the trained training.seq_len. Above the trained
 // length a warning says that RoPE and SSMax were never trained at those positions.

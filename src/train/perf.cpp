@@ -1,30 +1,22 @@
 #include "train/perf.h"
 
-#include <cblas.h>
+#include <spdlog/fmt/fmt.h>
 
-#include <algorithm>
-#include <vector>
+#include <cmath>
+#include <limits>
 
 namespace sp {
 
-double measure_gemm_gflops_at(int n, double seconds) {
-  std::vector<float> a(size_t(n) * n, 0.5f), b(size_t(n) * n, 0.25f), c(size_t(n) * n, 0.f);
-  auto product = [&] {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.f, a.data(), n, b.data(), n, 0.f, c.data(), n);
-  };
-  product();  // warm up: thread pool start, page faults
-  int reps = 0;
-  Stopwatch sw;
-  do {
-    product();
-    ++reps;
-  } while (sw.seconds() < seconds);
-  return 2.0 * double(n) * n * n * reps / sw.seconds() / 1e9;
+double mfu(double achieved_flops, double peak_flops) {
+  return peak_flops > 0 ? achieved_flops / peak_flops : std::numeric_limits<double>::quiet_NaN();
 }
 
-double measure_gemm_gflops(double seconds) {
-  // the best of two sizes: small products under-use the cores, large ones the caches
-  return std::max(measure_gemm_gflops_at(1024, seconds / 2), measure_gemm_gflops_at(2048, seconds / 2));
+std::string format_mfu(double mfu) { return std::isfinite(mfu) ? fmt::format("{:.1f}%", 100 * mfu) : "n/a"; }
+
+std::string peak_summary(const Backend& b) {
+  const double peak = b.peak_flops();
+  if (peak > 0) return fmt::format("{}: {:.1f} GFLOP/s", b.peak_description(), peak / 1e9);
+  return b.peak_description() + ": unknown, MFU is n/a";
 }
 
 }  // namespace sp

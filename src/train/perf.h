@@ -1,15 +1,21 @@
-// Throughput accounting (design §5): FLOPs per token, the CPU's measured fp32 GEMM rate as its "peak",
-// and MFU.
+// Throughput accounting (design §5): MFU against the backend's peak (Backend::peak_flops), as the trainer
+// and `softpick bench` report it, and a stopwatch.
 #pragma once
 
+#include "backend/backend.h"
+
 #include <chrono>
+#include <string>
 
 namespace sp {
 
-// Measures sgemm on n x n matrices for about `seconds` and returns GFLOP/s (2 n^3 per product).
-double measure_gemm_gflops_at(int n, double seconds);
-// The CPU's fp32 "peak": the best sgemm rate of 1024^3 and 2048^3 products, about `seconds` in all.
-double measure_gemm_gflops(double seconds = 0.6);
+// Model FLOPs utilisation: achieved FLOP/s over the peak of the devices that achieved them. NaN when the
+// peak is unknown (0): logs print it as "n/a", metrics.jsonl as null.
+double mfu(double achieved_flops, double peak_flops);
+std::string format_mfu(double mfu);  // "41.2%", or "n/a"
+
+// "CPU peak (measured fp32 GEMM): 95.1 GFLOP/s", or with an unknown peak "...: unknown, MFU is n/a".
+std::string peak_summary(const Backend& b);
 
 class Stopwatch {
 public:

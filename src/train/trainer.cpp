@@ -196,12 +196,17 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   const int64_t accum = cfg.training.gradient_accumulation_steps;
   const Derived derived = derive(cfg);
 
-  // ---- set up: ranks, where to start, run directory, backend, model, optimizer, data ----
+  // ---- set up: ranks, backend, where to start, run directory, model, optimizer, data ----
   std::unique_ptr<Communicator> comm = make_communicator();
   const bool rank0 = comm->rank() == 0;
   init_logging(cfg.logging.level, comm->rank(), comm->size());
   check_ranks_agree(cfg, *comm);
   validate_data_files(cfg);
+  // Before the run directory is touched, so that a device this build lacks stops the run there. The
+  // node's cores are shared by its ranks; on GPUs each rank takes the one of its local rank.
+  const int threads = cfg.training.threads ? int(*cfg.training.threads)
+                                           : std::max(1, omp_get_num_procs() / comm->local_size());
+  auto backend = make_backend({cfg.training.device, threads, comm->local_rank()});
   const std::filesystem::path run_dir(cfg.training.run_dir);
   std::optional<std::string> resume_dir;
   if (rank0) {  // only rank 0 touches the run directory
@@ -222,10 +227,6 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   }
   if (const std::string d = broadcast_string(resume_dir.value_or(""), *comm); !d.empty()) resume_dir = d;
 
-  // the node's cores are shared by its ranks
-  const int threads = cfg.training.threads ? int(*cfg.training.threads)
-                                           : std::max(1, omp_get_num_procs() / comm->local_size());
-  auto backend = make_backend("cpu", threads);
   Model model(cfg.model, *backend, size_t(comm->size()) * kParamAlign);
   model.init_weights(uint64_t(cfg.training.seed));
   AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
@@ -274,13 +275,14 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   if (cfg.lr_scheduler.warmup_steps > cfg.training.steps)
     spdlog::warn("lr_scheduler.warmup_steps ({}) exceeds training.steps ({}): the learning rate never reaches "
                  "optimizer.lr", cfg.lr_scheduler.warmup_steps, cfg.training.steps);
-  const double peak_gflops = measure_gemm_gflops();
-  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) x {} threads{}",
+  const double peak_flops = backend->peak_flops();  // per rank
+  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) x {} threads{}, backend {}",
                derived.params_total, derived.params_non_embedding, cfg.model.attention,
-               cfg.model.ssmax ? " + SSMax" : "", comm->size(), threads, optimizer.sharded() ? ", ZeRO-1" : "");
+               cfg.model.ssmax ? " + SSMax" : "", comm->size(), threads, optimizer.sharded() ? ", ZeRO-1" : "",
+               backend->name());
   spdlog::info("data: {} train tokens in {} windows, {} val batches; {} tokens per step", train_data.total_tokens(),
                train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank * comm->size());
-  spdlog::info("CPU peak (measured fp32 GEMM): {:.1f} GFLOP/s", peak_gflops);
+  spdlog::log(peak_flops > 0 ? spdlog::level::info : spdlog::level::warn, "{}", peak_summary(*backend));
 
   g_stop_requested = false;
   std::signal(SIGINT, on_stop_signal);
@@ -359,18 +361,19 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
 
     const double dt = step_clock.seconds();
     const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
-    const double mfu = tokens_per_s * derived.flops_per_token / (peak_gflops * 1e9 * comm->size());
+    const double step_mfu = mfu(tokens_per_s * derived.flops_per_token, peak_flops * comm->size());
     summary.steps_done = state.step;
     summary.skipped_steps = guard.total_skipped();
     summary.last_train_loss = mean_loss;
     record({{"type", "train"}, {"step", step}, {"loss", mean_loss}, {"lr", lr}, {"grad_norm", norm},
-                   {"tokens_per_s", tokens_per_s}, {"mfu", mfu}, {"step_ms", dt * 1e3},
+                   {"tokens_per_s", tokens_per_s}, {"mfu", step_mfu}, {"step_ms", dt * 1e3},
                    {"skipped", !finite}, {"elapsed_s", run_clock.seconds()}});
     if (step % cfg.logging.log_interval == 0 || state.step == cfg.training.steps) {
       const double done = double(state.step - (summary.resumed_from < 0 ? 0 : summary.resumed_from));
       const double eta = double(cfg.training.steps - state.step) * run_clock.seconds() / done;
-      spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {:.1f}% | ETA {}",
-                   step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, 100 * mfu, format_duration(eta));
+      spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {} | ETA {}",
+                   step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, format_mfu(step_mfu),
+                   format_duration(eta));
     }
     if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop) save();
     if (stop) {
