@@ -17,17 +17,29 @@
 #include <source_location>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace emu {
 
 using Loc = std::source_location;
 
-// The per-thread state the scheduler keeps; kernels reach it only through the macros below.
+// A cp.async copy issued but not yet waited for (ptx.cpp).
+struct PendingCopy {
+  void* dst;
+  const void* src;
+  uint32_t bytes, src_bytes;  // src_bytes < bytes: the rest is zero-filled
+  uint32_t group;             // the commit group it belongs to (the uncommitted one until committed)
+};
+
+// The per-thread state the scheduler keeps; kernels reach it only through the macros and helpers below.
 struct ThreadCtx {
   uint3 thread_idx;
   uint3 block_idx;
   dim3 block_dim;
   dim3 grid_dim;
+  int lane = 0;
+  std::vector<PendingCopy> copies;  // cleared at block start
+  uint32_t groups_committed = 0;
 };
 extern thread_local ThreadCtx* tl_thread;  // the fiber now running on this host thread
 inline ThreadCtx& self() { return *tl_thread; }
@@ -39,10 +51,20 @@ inline ThreadCtx& self() { return *tl_thread; }
 enum class BarrierKind : uint8_t { Plain, Count, And, Or };
 int block_barrier(BarrierKind kind, int pred, const Loc& loc);
 
-enum class WarpOp : uint8_t { Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All, ReduceAdd, ReduceMin, ReduceMax };
+enum class WarpOp : uint8_t {
+  Sync, ShflIdx, ShflUp, ShflDown, ShflXor, Ballot, Any, All, ReduceAdd, ReduceMin, ReduceMax,
+  Instruction,  // a warp-wide PTX instruction (warp_instruction below)
+};
 // Rendezvous of the lanes named in `mask`; returns this lane's result. For shuffles b and c are the PTX
 // operands (source lane or offset, and the packed clamp/segment mask), value the lane's bits.
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, unsigned b, unsigned c, const Loc& loc);
+
+// A warp-wide instruction (mma.sync, ldmatrix, ...): every lane of `mask` arrives with a pointer to its own
+// operands; the last to arrive calls compute(lanes, mask), where lanes[l] is lane l's pointer (null for
+// lanes outside the mask), before any lane continues. `name` identifies the instruction in messages and
+// in the check that every lane runs the same one.
+using WarpCompute = void (*)(void* const* lanes, unsigned mask);
+void warp_instruction(const char* name, unsigned mask, void* lane_operands, WarpCompute compute, const Loc& loc);
 
 template <class T>
 T shuffle(WarpOp op, unsigned mask, T var, int b, int width, const Loc& loc) {

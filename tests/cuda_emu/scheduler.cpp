@@ -33,7 +33,7 @@ struct Block;
 struct Thread : ThreadCtx {
   Block* block = nullptr;
   Fiber* fiber = nullptr;
-  int linear = 0, warp = 0, lane = 0;
+  int linear = 0, warp = 0;  // lane is ThreadCtx::lane
   State state = State::Runnable;
   // where it waits, and the operands of its barrier or collective
   Loc wait_loc;
@@ -41,6 +41,8 @@ struct Thread : ThreadCtx {
   BarrierKind barrier = BarrierKind::Plain;
   unsigned mask = 0, b = 0, c = 0;
   uint64_t value = 0, result = 0;
+  const char* instruction = nullptr;  // WarpOp::Instruction: its name and computation
+  WarpCompute compute = nullptr;
 };
 
 struct Launch {
@@ -128,6 +130,7 @@ const char* op_name(WarpOp op) {
     case WarpOp::ReduceAdd: return "__reduce_add_sync";
     case WarpOp::ReduceMin: return "__reduce_min_sync";
     case WarpOp::ReduceMax: return "__reduce_max_sync";
+    case WarpOp::Instruction: return "a warp-wide instruction";
   }
   return "?";
 }
@@ -173,6 +176,8 @@ void thread_main(Fiber* f) {
         fault_here("exited while lane " + std::to_string(o.lane) + " waits for it in " + op_name(o.op) + " at " +
                    loc_str(o.wait_loc) + " with mask " + hex(o.mask));
     }
+    if (!t.copies.empty())
+      fault_here("exited with " + std::to_string(t.copies.size()) + " cp.async copies never waited for");
     t.state = State::Exited;
     ++b.exited;
     f->yield();
@@ -199,6 +204,15 @@ uint64_t shuffle_result(const Thread* warp, const Thread& t, int* src) {
 void complete_collective(Block& b, Thread& last) {
   Thread* warp = &b.threads[size_t(last.warp) * 32];
   const unsigned mask = last.mask;
+  if (last.op == WarpOp::Instruction) {
+    void* lanes[32] = {};
+    for (int l = 0; l < 32; ++l)
+      if (mask >> l & 1u) lanes[l] = reinterpret_cast<void*>(warp[l].value);
+    last.compute(lanes, mask);
+    for (int l = 0; l < 32; ++l)
+      if (mask >> l & 1u) b.make_runnable(warp[l]);
+    return;
+  }
   uint64_t ballot = 0, sum = 0, mn = ~0ull, mx = 0;
   for (int l = 0; l < 32; ++l)
     if (mask >> l & 1u) {
@@ -302,6 +316,9 @@ void run_block(Block& b, const Launch& L, uint3 idx, uint64_t linear_block) {
     t.block_idx = idx;
     t.block_dim = L.block;
     t.grid_dim = L.grid;
+    t.copies.clear();
+    t.groups_committed = 0;
+    t.instruction = nullptr;
     t.state = State::Runnable;
     b.runnable.push_back(i);
   }
@@ -414,10 +431,14 @@ int block_barrier(BarrierKind kind, int pred, const Loc& loc) {
   return int(t.result);
 }
 
-uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, unsigned b, unsigned c, const Loc& loc) {
+namespace {
+uint64_t rendezvous(WarpOp op, const char* instruction, WarpCompute compute, unsigned mask, uint64_t value,
+                    unsigned b, unsigned c, const Loc& loc) {
   Thread& t = current();
   Block& blk = *t.block;
-  auto what = [&] { return std::string(op_name(op)) + " with mask " + hex(mask); };  // built only for a fault
+  auto what = [&] {  // built only for a fault
+    return std::string(instruction ? instruction : op_name(op)) + " with mask " + hex(mask);
+  };
   if (!(mask >> t.lane & 1u)) fault(what() + " does not name the calling lane " + std::to_string(t.lane), loc);
   if (mask & ~existing_lanes(blk, t)) fault(what() + " names lanes beyond the block's last thread", loc);
   Thread* warp = &blk.threads[size_t(t.warp) * 32];
@@ -429,9 +450,10 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, unsigned b, u
     const Thread& o = warp[l];
     if (o.state == State::Exited) fault(what() + " names lane " + std::to_string(l) + ", which has exited", loc);
     if (o.state != State::AtWarp) continue;
-    if (o.op != op || o.mask != mask || o.wait_loc.line() != loc.line() ||
+    if (o.op != op || o.mask != mask || o.instruction != instruction || o.wait_loc.line() != loc.line() ||
         std::strcmp(o.wait_loc.file_name(), loc.file_name()) != 0)
-      fault(what() + " while lane " + std::to_string(l) + " waits in " + op_name(o.op) + " with mask " + hex(o.mask) +
+      fault(what() + " while lane " + std::to_string(l) + " waits in " + (o.instruction ? o.instruction : op_name(o.op)) +
+                " with mask " + hex(o.mask) +
                 " at " + loc_str(o.wait_loc) + ": divergent warp collectives",
             loc);
     ++arrived;
@@ -443,9 +465,20 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, unsigned b, u
   t.b = b;
   t.c = c;
   t.wait_loc = loc;
+  t.instruction = instruction;
+  t.compute = compute;
   if (arrived == members) complete_collective(blk, t);
   t.fiber->yield();
   return t.result;
+}
+}  // namespace
+
+uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, unsigned b, unsigned c, const Loc& loc) {
+  return rendezvous(op, nullptr, nullptr, mask, value, b, c, loc);
+}
+
+void warp_instruction(const char* name, unsigned mask, void* lane_operands, WarpCompute compute, const Loc& loc) {
+  rendezvous(WarpOp::Instruction, name, compute, mask, reinterpret_cast<uint64_t>(lane_operands), 0, 0, loc);
 }
 
 void* static_shared_bytes(const char* name, size_t bytes, size_t align, const Loc& loc) {
