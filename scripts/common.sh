@@ -55,7 +55,38 @@ install_python_packages() {
   python3 -m pip install -q "${missing[@]}" || python3 -m pip install -q --break-system-packages "${missing[@]}"
 }
 
+# True when an NVIDIA GPU is visible here.
+gpu_visible() {
+  command -v nvidia-smi >/dev/null && nvidia-smi -L 2>/dev/null | grep -q GPU
+}
+
+# The CUDA backend of the default build: the real one (nvcc) where a GPU is visible, else the same CUDA
+# sources over the CUDA execution harness (docs/cuda_harness.md) where the toolkit's headers exist, so
+# --training.device=cuda runs everywhere. SOFTPICK_CMAKE_ARGS overrides (e.g. -DSOFTPICK_CUDA_EMU=OFF).
+default_cuda_flags() {
+  if gpu_visible; then
+    echo "-DSOFTPICK_CUDA_EMU=OFF"
+  elif [ -f /usr/local/cuda/include/cuda_runtime.h ] || [ -f "${CUDA_HOME:-/nonexistent}/include/cuda_runtime.h" ]; then
+    echo "-DSOFTPICK_CUDA_EMU=ON"
+  else
+    echo "-DSOFTPICK_CUDA_EMU=OFF"
+  fi
+}
+
 configure_and_build() {
-  cmake -S "$SOFTPICK_ROOT" -B "$SOFTPICK_BUILD" -DCMAKE_BUILD_TYPE=Release ${SOFTPICK_CMAKE_ARGS:-}
+  # shellcheck disable=SC2046  # the flags are words
+  cmake -S "$SOFTPICK_ROOT" -B "$SOFTPICK_BUILD" -DCMAKE_BUILD_TYPE=Release $(default_cuda_flags) ${SOFTPICK_CMAKE_ARGS:-}
   cmake --build "$SOFTPICK_BUILD" -j "$(nproc)"
+}
+
+# The real nvcc build for sm_80 and sm_90, with warnings as errors, in its own tree: compiled where nvcc
+# exists even without a GPU (the harness build does not exercise nvcc).
+SOFTPICK_NVCC_BUILD="${SOFTPICK_NVCC_BUILD:-$SOFTPICK_ROOT/build-nvcc}"
+nvcc_available() {
+  [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null
+}
+build_nvcc_check() {
+  cmake -S "$SOFTPICK_ROOT" -B "$SOFTPICK_NVCC_BUILD" -DCMAKE_BUILD_TYPE=Release -DSOFTPICK_CUDA_EMU=OFF \
+    -DSOFTPICK_CUDA=ON -DSOFTPICK_WERROR=ON
+  cmake --build "$SOFTPICK_NVCC_BUILD" -j "$(nproc)" --target softpick
 }

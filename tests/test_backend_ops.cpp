@@ -1,0 +1,319 @@
+// One table of backend ops, run through `Backend&` on every backend and compared with the double-precision
+// CPU reference "cpu-f64" (in the spirit of ggml's test-backend-ops). Each case draws its inputs from a
+// seeded generator, so every backend sees the same numbers; inputs are rounded to values bf16 can hold, so
+// a bf16 backend starts from exactly the reference's inputs and what remains is its own rounding.
+//
+// Tolerance, stated once per dtype of the backend's activations, on max|a - ref| / max|ref| per output:
+//   f32  64 ulps (summation order; cf. tests/test_ops.cpp);
+//   bf16 kTolCudaBF16 of tests/cuda_test_util.h (outputs rounded to bf16 once, fp32 inside).
+// Finite-difference checks of the reference itself live in tests/test_ops.cpp and tests/test_attention.cpp.
+#include <catch2/catch.hpp>
+
+#include "backend/backend.h"
+#include "backend/op_args.h"
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using sp::Backend;
+using sp::Buffer;
+using sp::DType;
+using Vec = std::vector<double>;
+
+constexpr double kTolBF16 = 2.5 / 256;  // = sp::test::kTolCudaBF16 (that header needs the CUDA headers)
+
+double tolerance(DType activations) {
+  switch (activations) {
+    case DType::F64: return 0;
+    case DType::F32: return 64 * double(std::numeric_limits<float>::epsilon());
+    default: return kTolBF16;
+  }
+}
+
+// Round to the nearest bf16 value (ties to even), kept as a double.
+double bf16_value(double x) {
+  float f = float(x);
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// The dtypes a backend wants for each kind of buffer.
+struct Kinds {
+  DType act, weight, grad, stat;
+  explicit Kinds(const Backend& be)
+      : act(be.compute_dtype()), weight(be.param_dtype()), grad(be.param_dtype()), stat(be.compute_dtype()) {}
+};
+
+// One op case on one backend: its buffers (released at the end) and its outputs, by name.
+class OpRun {
+public:
+  OpRun(Backend& be, uint64_t seed) : be(be), kinds(be), rng_(seed) {}
+  ~OpRun() {
+    for (Buffer b : owned_) be.release(b);
+  }
+  OpRun(const OpRun&) = delete;
+  OpRun& operator=(const OpRun&) = delete;
+
+  Vec randn(size_t n, double scale = 1.0, double mean = 0.0) {
+    std::normal_distribution<double> d(mean, scale);
+    Vec v(n);
+    for (double& x : v) x = bf16_value(d(rng_));
+    return v;
+  }
+  std::vector<int32_t> ints(size_t n, int32_t lo, int32_t hi) {
+    std::uniform_int_distribution<int32_t> d(lo, hi);
+    std::vector<int32_t> v(n);
+    for (auto& x : v) x = d(rng_);
+    return v;
+  }
+  Buffer input(const Vec& host, DType dt) {
+    Buffer b = be.alloc(host.size(), dt);
+    owned_.push_back(b);
+    be.upload(b, std::span<const double>(host));
+    return b;
+  }
+  Buffer tokens(const std::vector<int32_t>& host) {
+    Buffer b = be.alloc(host.size(), DType::I32);
+    owned_.push_back(b);
+    be.upload(b, std::span<const int32_t>(host));
+    return b;
+  }
+  Buffer zeros(size_t n, DType dt) {
+    Buffer b = be.alloc(n, dt);
+    owned_.push_back(b);
+    return b;
+  }
+  void read(const std::string& name, Buffer b) {
+    Vec v(b.numel);
+    be.download(std::span<double>(v), b);
+    out[name] = v;
+  }
+
+  Backend& be;
+  Kinds kinds;
+  std::map<std::string, Vec> out;
+
+private:
+  std::mt19937_64 rng_;
+  std::vector<Buffer> owned_;
+};
+
+struct OpCase {
+  std::string name;
+  std::function<void(OpRun&)> run;
+};
+
+sp::AttentionShape shape(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D, sp::Normaliser n) {
+  return sp::AttentionShape{B, T, H, Hkv, D, n, 1e-6};
+}
+
+const char* norm_name(sp::Normaliser n) {
+  return n == sp::Normaliser::Softmax ? "softmax" : n == sp::Normaliser::Softpick ? "softpick" : "rectified";
+}
+
+void attention_case(OpRun& r, const sp::AttentionShape& s) {
+  const size_t nq = size_t(s.B * s.T * s.H * s.D), nk = size_t(s.B * s.T * s.Hkv * s.D);
+  const auto K = r.kinds;
+  // scores of both signs and a spread that makes some softpick rows abstain
+  Buffer q = r.input(r.randn(nq, 1.2), K.act), k = r.input(r.randn(nk, 1.2), K.act), v = r.input(r.randn(nk), K.act);
+  Buffer out = r.zeros(nq, K.act), lse = r.zeros(size_t(s.B * s.H * s.T), K.stat);
+  r.be.attention_forward(out, lse, q, k, v, s);
+  Buffer dout = r.input(r.randn(nq), K.act);
+  Buffer dq = r.zeros(nq, K.act), dk = r.zeros(nk, K.act), dv = r.zeros(nk, K.act);
+  r.be.attention_backward(dq, dk, dv, q, k, v, out, dout, lse, s);
+  r.read("out", out);
+  r.read("dq", dq);
+  r.read("dk", dk);
+  r.read("dv", dv);
+}
+
+std::vector<OpCase> op_table() {
+  std::vector<OpCase> t;
+  t.push_back({"embedding (N 7, C 33, V 11)", [](OpRun& r) {
+                 const size_t N = 7, C = 33, V = 11;
+                 const auto K = r.kinds;
+                 Buffer tok = r.tokens(r.ints(N, 0, int32_t(V) - 1)), wte = r.input(r.randn(V * C), K.weight);
+                 Buffer out = r.zeros(N * C, K.act), dwte = r.input(r.randn(V * C), K.grad);  // dwte accumulates
+                 r.be.embedding_forward(out, tok, wte, N, C);
+                 r.be.embedding_backward(dwte, r.input(r.randn(N * C), K.act), tok, N, C);
+                 r.read("out", out);
+                 r.read("dwte", dwte);
+               }});
+  for (auto [N, C] : {std::pair<size_t, size_t>{5, 96}, {3, 130}, {1, 64}})
+    t.push_back({"rmsnorm (N " + std::to_string(N) + ", C " + std::to_string(C) + ")", [N, C](OpRun& r) {
+                   const auto K = r.kinds;
+                   Buffer x = r.input(r.randn(N * C, 2.0), K.act), w = r.input(r.randn(C, 0.5, 1.0), K.weight);
+                   Buffer out = r.zeros(N * C, K.act), rstd = r.zeros(N, K.stat);
+                   r.be.rmsnorm_forward(out, rstd, x, w, N, C, 1e-6);
+                   Buffer dx = r.input(r.randn(N * C), K.act), dw = r.input(r.randn(C), K.grad);  // both accumulate
+                   r.be.rmsnorm_backward(dx, dw, r.input(r.randn(N * C), K.act), x, w, rstd, N, C);
+                   r.read("out", out);
+                   r.read("rstd", rstd);
+                   r.read("dx", dx);
+                   r.read("dw", dw);
+                 }});
+  for (bool acc : {false, true})
+    t.push_back({std::string("matmul (N 6, IC 40, OC 24)") + (acc ? ", dinp accumulates" : ""), [acc](OpRun& r) {
+                   const size_t N = 6, IC = 40, OC = 24;
+                   const auto K = r.kinds;
+                   Buffer inp = r.input(r.randn(N * IC), K.act), w = r.input(r.randn(OC * IC, 0.2), K.weight);
+                   Buffer out = r.zeros(N * OC, K.act);
+                   r.be.matmul_forward(out, inp, w, N, IC, OC);
+                   Buffer dinp = r.input(r.randn(N * IC), K.act), dw = r.input(r.randn(OC * IC), K.grad);
+                   r.be.matmul_backward(dinp, dw, r.input(r.randn(N * OC), K.act), inp, w, N, IC, OC, acc);
+                   r.read("out", out);
+                   r.read("dinp", dinp);
+                   r.read("dw", dw);
+                 }});
+  t.push_back({"rope forward and backward (B 2, T 5, Hx 3, D 16)", [](OpRun& r) {
+                 const size_t B = 2, T = 5, Hx = 3, D = 16, n = B * T * Hx * D;
+                 Buffer x = r.input(r.randn(n), r.kinds.act), dx = r.input(r.randn(n), r.kinds.act);
+                 r.be.rope_forward(x, B, T, Hx, D, 10000.0);
+                 r.be.rope_backward(dx, B, T, Hx, D, 10000.0);
+                 r.read("x", x);
+                 r.read("dx", dx);
+               }});
+  t.push_back({"ssmax forward and backward (B 2, T 5, H 3, D 8)", [](OpRun& r) {
+                 const size_t B = 2, T = 5, H = 3, D = 8, n = B * T * H * D;
+                 const auto K = r.kinds;
+                 Buffer q = r.input(r.randn(n), K.act), s = r.input(r.randn(H, 0.1, 0.3), K.weight);
+                 Buffer q_out = r.zeros(n, K.act), dq = r.zeros(n, K.act), ds = r.input(r.randn(H), K.grad);
+                 r.be.ssmax_forward(q_out, q, s, B, T, H, D);
+                 r.be.ssmax_backward(dq, ds, r.input(r.randn(n), K.act), q, s, B, T, H, D);
+                 r.read("q_out", q_out);
+                 r.read("dq_in", dq);
+                 r.read("ds", ds);
+               }});
+  t.push_back({"swiglu forward and backward (n 101)", [](OpRun& r) {
+                 const size_t n = 101;
+                 const auto K = r.kinds;
+                 Buffer g = r.input(r.randn(n, 2.0), K.act), u = r.input(r.randn(n), K.act);
+                 Buffer out = r.zeros(n, K.act), dg = r.zeros(n, K.act), du = r.zeros(n, K.act);
+                 r.be.swiglu_forward(out, g, u, n);
+                 r.be.swiglu_backward(dg, du, r.input(r.randn(n), K.act), g, u, n);
+                 r.read("out", out);
+                 r.read("dgate", dg);
+                 r.read("dup", du);
+               }});
+  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+    for (auto [H, Hkv] : {std::pair<int64_t, int64_t>{4, 4}, {4, 2}, {4, 1}})
+      for (int64_t T : {2, 13, 37})  // (a softpick row with one visible key has dq ~ eps: all cancellation)
+        t.push_back({std::string("attention ") + norm_name(nm) + " (B 2, T " + std::to_string(T) + ", H " +
+                         std::to_string(H) + ", Hkv " + std::to_string(Hkv) + ", D 64)",
+                     [=](OpRun& r) { attention_case(r, shape(2, T, H, Hkv, 64, nm)); }});
+  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick})
+    t.push_back({std::string("attention ") + norm_name(nm) + " (B 1, T 21, H 2, Hkv 1, D 128)",
+                 [=](OpRun& r) { attention_case(r, shape(1, 21, 2, 1, 128, nm)); }});
+  t.push_back({"lm head + cross-entropy (N 9, C 24, V 50, ignored targets)", [](OpRun& r) {
+                 const size_t N = 9, C = 24, V = 50;
+                 const auto K = r.kinds;
+                 auto targets = r.ints(N, 0, int32_t(V) - 1);
+                 targets[2] = targets[7] = -1;
+                 Buffer x = r.input(r.randn(N * C), K.act), w = r.input(r.randn(V * C, 0.5), K.weight);
+                 Buffer dx = r.zeros(N * C, K.act), dw = r.input(r.randn(V * C), K.grad);  // dw accumulates
+                 const sp::LossSum l = r.be.lm_head_loss(x, w, r.tokens(targets), N, C, V, dx, dw, 1.0 / 7);
+                 const sp::LossSum e = r.be.lm_head_loss(x, w, r.tokens(targets), N, C, V, Buffer{}, Buffer{}, 0.0);
+                 r.out["loss"] = {l.sum, double(l.count), e.sum, double(e.count)};
+                 r.read("dx", dx);
+                 r.read("dw", dw);
+                 Buffer logits = r.zeros(V, K.stat);
+                 r.be.lm_head_logits(logits, x.slice(3 * C, C), w, C, V);
+                 r.read("logits", logits);
+               }});
+  t.push_back({"decoding: rope and ssmax at a position, attention over a cache", [](OpRun& r) {
+                 const size_t T = 11, n = 3, H = 4, Hkv = 2, D = 64;
+                 const auto K = r.kinds;
+                 Buffer x = r.input(r.randn(n * H * D), K.act);
+                 r.be.rope_forward_at(x, n, H, D, 10000.0, 8);
+                 Buffer s = r.input(r.randn(H, 0.1, 0.3), K.weight), qs = r.zeros(n * H * D, K.act);
+                 r.be.ssmax_forward_at(qs, x, s, n, H, D, 8);
+                 r.read("rope_at", x);
+                 r.read("ssmax_at", qs);
+                 for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified}) {
+                   Buffer q = r.input(r.randn(n * H * D, 1.2), K.act), k = r.input(r.randn(T * Hkv * D, 1.2), K.act);
+                   Buffer v = r.input(r.randn(T * Hkv * D), K.act), out = r.zeros(n * H * D, K.act);
+                   r.be.attention_cached(out, q, k, v, shape(1, int64_t(T), int64_t(H), int64_t(Hkv), int64_t(D), nm), n);
+                   r.read(std::string("cached ") + norm_name(nm), out);
+                 }
+               }});
+  t.push_back({"adamw (n 37, two steps, weight decay, clipping) and sum of squares", [](OpRun& r) {
+                 const size_t n = 37;
+                 const auto K = r.kinds;
+                 Buffer p = r.input(r.randn(n), K.weight), g = r.input(r.randn(n), K.grad);
+                 Buffer m = r.zeros(n, K.grad), v = r.zeros(n, K.grad);
+                 for (int64_t step = 1; step <= 2; ++step)
+                   r.be.adamw_update(p, g, m, v, sp::AdamWArgs{1e-2, 0.9, 0.95, 1e-8, 0.1, step, 0.5});
+                 r.read("param", p);
+                 r.read("m", m);
+                 r.read("v", v);
+                 r.out["sum_squares"] = {r.be.sum_squares(g)};
+               }});
+  t.push_back({"copy and accumulate (n 1000)", [](OpRun& r) {
+                 const size_t n = 1000;
+                 Buffer a = r.input(r.randn(n), r.kinds.act), b = r.input(r.randn(n), r.kinds.act), c = r.zeros(n, r.kinds.act);
+                 r.be.accumulate(a, b);
+                 r.be.copy(c, a);
+                 r.read("a", a);
+                 r.read("c", c);
+               }});
+  return t;
+}
+
+double rel_err(const Vec& a, const Vec& ref) {
+  if (a.size() != ref.size()) return std::numeric_limits<double>::infinity();
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isinf(ref[i]) || std::isinf(a[i])) {  // lse of rows that output nothing
+      if (a[i] != ref[i]) return std::numeric_limits<double>::infinity();
+      continue;
+    }
+    diff = std::max(diff, std::abs(a[i] - ref[i]));
+    scale = std::max(scale, std::abs(ref[i]));
+  }
+  if (std::isnan(diff)) return std::numeric_limits<double>::infinity();
+  return scale > 0 ? diff / scale : diff;
+}
+
+// Every case of the table on `device`, against cpu-f64.
+void check_backend(const std::string& device) {
+  auto ref_be = sp::make_backend({"cpu-f64", 2});
+  auto be = sp::make_backend({device, 2});
+  const double tol = tolerance(be->compute_dtype());
+  uint64_t seed = 1;
+  for (const OpCase& c : op_table()) {
+    ++seed;
+    OpRun ref(*ref_be, seed), got(*be, seed);
+    c.run(ref);
+    c.run(got);
+    for (const auto& [name, values] : ref.out) {
+      INFO(device << ": " << c.name << ": " << name);
+      REQUIRE(got.out.count(name));
+      const double err = rel_err(got.out.at(name), values);
+      CAPTURE(err, tol);
+      CHECK(err <= tol);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("backend ops: cpu (f32) against cpu-f64", "[unit]") { check_backend("cpu"); }
+
+#ifdef SOFTPICK_HAVE_CUDA_BACKEND
+#ifdef SOFTPICK_CUDA_EMU
+TEST_CASE("backend ops: cuda (on the CUDA execution harness) against cpu-f64", "[cuda]") { check_backend("cuda"); }
+#else
+TEST_CASE("backend ops: cuda against cpu-f64", "[gpu]") { check_backend("cuda"); }
+#endif
+#endif
