@@ -1,8 +1,10 @@
-// The "single" and "mpi" communicators.
+// The "single" and "mpi" communicators (the second where MPI was found at build time).
 #include "core/check.h"
 #include "dist/comm.h"
 
+#ifdef SOFTPICK_HAVE_MPI
 #include <mpi.h>
+#endif
 
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +32,8 @@ public:
   void all_reduce_host(std::vector<double>&, ReduceOp) override {}
   std::vector<std::string> all_gather_string(const std::string& s) override { return {s}; }
 };
+
+#ifdef SOFTPICK_HAVE_MPI
 
 // bf16 has no MPI type: it travels as 2-byte elements and is summed by a user operation in fp32.
 float bf16_to_float(uint16_t b) {
@@ -176,6 +180,8 @@ private:
   MPI_Op bf16_sum_{}, bf16_max_{};
 };
 
+#endif  // SOFTPICK_HAVE_MPI
+
 }  // namespace
 
 bool launched_by_mpi() {
@@ -191,14 +197,21 @@ Communicator& single_process() {
 
 std::unique_ptr<Communicator> make_communicator() {
   if (!launched_by_mpi()) return std::make_unique<SingleCommunicator>();
+#ifdef SOFTPICK_HAVE_MPI
   return std::make_unique<MpiCommunicator>();
+#else
+  fail("started by an MPI launcher, but this softpick was built without MPI; install libopenmpi-dev and rebuild, "
+       "or run one process");
+#endif
 }
 
 void abort_job(int exit_code) {
+#ifdef SOFTPICK_HAVE_MPI
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);
   if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, exit_code);
+#endif
   std::exit(exit_code);
 }
 

@@ -4,8 +4,11 @@
 // process runs under an MPI launcher (one rank per emulated GPU), and the identity for a single rank. It
 // completes before it returns (the stream is the issuing thread). bf16 is reduced in fp32 and rounded back.
 #include <cuda_bf16.h>
-#include <mpi.h>
 #include <nccl.h>
+
+#ifdef SOFTPICK_HAVE_MPI
+#include <mpi.h>
+#endif
 
 #include <climits>
 #include <cstdio>
@@ -14,7 +17,10 @@
 
 struct ncclComm {
   int rank, nranks;
-  MPI_Comm mpi;  // MPI_COMM_NULL for a single rank
+#ifdef SOFTPICK_HAVE_MPI
+  MPI_Comm mpi = MPI_COMM_NULL;  // null for a single rank
+#endif
+  bool single() const { return nranks == 1; }
 };
 
 namespace {
@@ -30,6 +36,7 @@ size_t type_size(ncclDataType_t t) {
   }
 }
 
+#ifdef SOFTPICK_HAVE_MPI
 MPI_Datatype mpi_type(ncclDataType_t t) {
   switch (t) {
     case ncclInt8: return MPI_INT8_T;
@@ -53,6 +60,8 @@ MPI_Op mpi_op(ncclRedOp_t op) {
   }
 }
 
+#endif
+
 // The reduction of `count` elements at `send` (every rank) into `recv` (all of it, or this rank's block
 // of a reduce-scatter), in fp32 for bf16.
 ncclResult_t reduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm* c,
@@ -70,19 +79,23 @@ ncclResult_t reduce(const void* send, void* recv, size_t count, ncclDataType_t t
     s = in_f.data();
     r = out_f.data();
   }
-  const MPI_Datatype mt = bf16 ? MPI_FLOAT : mpi_type(t);
   const size_t esize = bf16 ? 4 : type_size(t);
-  if (c->mpi == MPI_COMM_NULL) {
+  if (c->single()) {
     if (s != r) std::memmove(r, s, out * esize);
-  } else if (scatter) {
-    std::vector<char> copy;
-    if (s == r) {
-      copy.assign(static_cast<const char*>(s), static_cast<const char*>(s) + count * esize);
-      s = copy.data();
-    }
-    MPI_Reduce_scatter_block(s, r, int(out), mt, mpi_op(op), c->mpi);
   } else {
-    MPI_Allreduce(s == r ? MPI_IN_PLACE : s, r, int(out), mt, mpi_op(op), c->mpi);
+#ifdef SOFTPICK_HAVE_MPI
+    const MPI_Datatype mt = bf16 ? MPI_FLOAT : mpi_type(t);
+    if (scatter) {
+      std::vector<char> copy;
+      if (s == r) {
+        copy.assign(static_cast<const char*>(s), static_cast<const char*>(s) + count * esize);
+        s = copy.data();
+      }
+      MPI_Reduce_scatter_block(s, r, int(out), mt, mpi_op(op), c->mpi);
+    } else {
+      MPI_Allreduce(s == r ? MPI_IN_PLACE : s, r, int(out), mt, mpi_op(op), c->mpi);
+    }
+#endif
   }
   if (op == ncclAvg) {
     for (size_t i = 0; i < out; ++i) {
@@ -107,17 +120,22 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId* id) {
 }
 
 ncclResult_t ncclCommInitRankConfig(ncclComm_t* comm, int nranks, ncclUniqueId, int rank, ncclConfig_t*) {
-  int mpi_up = 0;
-  MPI_Initialized(&mpi_up);
-  auto* c = new ncclComm{rank, nranks, MPI_COMM_NULL};
+  auto* c = new ncclComm{rank, nranks};
   if (nranks > 1) {
     int world = 0;
-    if (!mpi_up || (MPI_Comm_size(MPI_COMM_WORLD, &world), world != nranks)) {
+#ifdef SOFTPICK_HAVE_MPI
+    int mpi_up = 0;
+    MPI_Initialized(&mpi_up);
+    if (mpi_up) MPI_Comm_size(MPI_COMM_WORLD, &world);
+#endif
+    if (world != nranks) {
       std::fprintf(stderr, "cuda-emu: NCCL with %d ranks needs an MPI job of as many ranks\n", nranks);
       delete c;
       return ncclInvalidUsage;
     }
+#ifdef SOFTPICK_HAVE_MPI
     MPI_Comm_dup(MPI_COMM_WORLD, &c->mpi);
+#endif
   }
   *comm = c;
   return ncclSuccess;
@@ -128,7 +146,9 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t c) {
+#ifdef SOFTPICK_HAVE_MPI
   if (c && c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
+#endif
   delete c;
   return ncclSuccess;
 }
@@ -160,13 +180,15 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, ncclDataType_t t, ncclComm_t c,
                            cudaStream_t) {
   const size_t bytes = send_count * type_size(t);
-  if (c->mpi == MPI_COMM_NULL) {
+  if (c->single()) {
     if (send != recv) std::memmove(recv, send, bytes);
     return ncclSuccess;
   }
   if (!fits_int(bytes)) return ncclInvalidArgument;
+#ifdef SOFTPICK_HAVE_MPI
   const bool in_place = static_cast<const char*>(send) == static_cast<char*>(recv) + size_t(c->rank) * bytes;
   MPI_Allgather(in_place ? MPI_IN_PLACE : send, int(bytes), MPI_BYTE, recv, int(bytes), MPI_BYTE, c->mpi);
+#endif
   return ncclSuccess;
 }
 
@@ -174,9 +196,11 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
                            cudaStream_t) {
   const size_t bytes = count * type_size(t);
   if (c->rank == root && send != recv) std::memmove(recv, send, bytes);
-  if (c->mpi == MPI_COMM_NULL) return ncclSuccess;
+  if (c->single()) return ncclSuccess;
   if (!fits_int(bytes)) return ncclInvalidArgument;
+#ifdef SOFTPICK_HAVE_MPI
   MPI_Bcast(recv, int(bytes), MPI_BYTE, root, c->mpi);
+#endif
   return ncclSuccess;
 }
 
