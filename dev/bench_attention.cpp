@@ -1,5 +1,5 @@
 // Times the CPU flash attention (forward, backward) for each normaliser against the fp32 GEMM rate of the
-// same machine, in the FlashAttention FLOP convention (design §5): forward 4 B T^2 H D / 2 (causal),
+// same machine, in the FlashAttention FLOP convention: forward 4 B T^2 H D / 2 (causal),
 // backward 2.5x forward. Prints numbers and ratios; asserts nothing.
 //
 // Build (one line): g++ -O3 -march=native -fopenmp -std=c++20 -Isrc

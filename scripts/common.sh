@@ -17,7 +17,7 @@ on_error() {
 }
 trap on_error ERR
 
-# Debian packages the build and the tests need (design reference §6).
+# Debian packages the build and the tests need (Debian bookworm names).
 DEBIAN_PACKAGES=(build-essential cmake pkg-config nlohmann-json3-dev libspdlog-dev catch2 libopenmpi-dev
                  openmpi-bin libopenblas-openmp-dev python3 python3-pip fortunes fortunes-min)
 # PyPI packages the Python scripts and tests need.

@@ -1,5 +1,5 @@
 // `softpick analyze`: run a trained model on held-out sequences and measure what the paper measures
-// (design §3.4): attention-sink rate, hidden-state kurtosis and extremes, attention sparsity; optionally
+// (docs/analysis.md): attention-sink rate, hidden-state kurtosis and extremes, attention sparsity; optionally
 // dump chosen attention maps as .npy files. docs/analysis.md defines each number and the JSON fields.
 //
 // Two levels:

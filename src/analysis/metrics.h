@@ -1,4 +1,4 @@
-// What the paper measures on a trained model (design §3.4; definitions and their match to the paper in
+// What the paper measures on a trained model (definitions and their match to the paper in
 // docs/analysis.md), as plain functions over host arrays so each can be checked on hand-built inputs.
 //
 //   * sink score of one attention map: the mean over query positions of the weight on the first key; a

@@ -1,5 +1,5 @@
 // Causal multi-head attention on the CPU, forward and backward, for every normaliser of the paper:
-// softmax, softpick and rectified softmax (design §3.1, §3.2; derivation in docs/attention.md).
+// softmax, softpick and rectified softmax (the derivation is in docs/attention.md).
 //
 // Two implementations with the same contract:
 //   * attention_forward / attention_backward: flash-style, tiled over keys with an online (running-max)

@@ -1,4 +1,4 @@
-// Token shards (design §4, llm.c compatible): a 1024-byte header of 256 little-endian int32
+// Token shards (llm.c compatible, docs/data.md): a 1024-byte header of 256 little-endian int32
 //   [0] magic 20240520, [1] version (1: uint16 tokens, 2: uint32 tokens), [2] token count,
 // then the tokens. Documents are concatenated, each starting with the BOS token.
 // Offsets are 64-bit throughout, so shards over 4 GB work.
