@@ -36,7 +36,15 @@ std::string factory_error(const std::string& device) {
 
 TEST_CASE("the factory makes the CPU backends and names the devices it knows", "[unit]") {
   CHECK(make_backend({"cpu", 2})->name() == "cpu");
-  CHECK(make_backend({"cpu-f64", 2})->compute_dtype() == DType::F64);
+  for (auto [device, dt] : {std::pair{"cpu", DType::F32}, std::pair{"cpu-f64", DType::F64}}) {
+    auto be = make_backend({device, 2});
+    INFO(device);  // the precision policy on the CPU: one float type for every kind of buffer
+    CHECK(be->weight_dtype() == dt);
+    CHECK(be->grad_dtype() == dt);
+    CHECK(be->activation_dtype() == dt);
+    CHECK(be->stat_dtype() == dt);
+    CHECK(be->master_dtype() == dt);
+  }
   CHECK_THAT(factory_error("tpu"), Catch::Contains("unknown device \"tpu\"") && Catch::Contains("cpu or cuda"));
   CHECK_THAT(factory_error(""), Catch::Contains("unknown device \"\""));
 #ifndef SOFTPICK_HAVE_CUDA_BACKEND

@@ -2,6 +2,7 @@
 // process they run on the single-process communicator and check the identity cases.
 #include "backend/backend.h"
 #include "dist/comm.h"
+#include "test_util.h"
 
 #include <catch2/catch.hpp>
 
@@ -26,7 +27,7 @@ float from_bf16(uint16_t b) {
 }  // namespace
 
 TEST_CASE("collectives: all-reduce, reduce-scatter, all-gather, broadcast in fp32, fp64 and bf16", "[mpi]") {
-  auto comm = make_communicator();
+  Communicator* comm = &test::job_communicator();
   const int W = comm->size(), r = comm->rank();
   INFO("rank " << r << " of " << W);
 

@@ -3,10 +3,12 @@
 
 #include "config/config.h"
 #include "core/rng.h"
+#include "dist/comm.h"
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -85,6 +87,12 @@ inline std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed
   std::vector<int32_t> t(n);
   for (auto& x : t) x = int32_t(lowest + int64_t(rng.below(uint64_t(vocab - lowest))));
   return t;
+}
+
+// The job's communicator for the [mpi] tests, made once per process: MPI is initialised and finalised once.
+inline Communicator& job_communicator() {
+  static const std::unique_ptr<Communicator> comm = make_communicator();
+  return *comm;
 }
 
 }  // namespace sp::test

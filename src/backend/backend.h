@@ -6,8 +6,12 @@
 // a backend (training.device, or --device for the commands that load a checkpoint).
 //
 // Conventions
-//   * Buffers know their dtype. Activations use compute_dtype(); parameters, gradients and optimizer state
-//     use param_dtype(). Token and target buffers are I32.
+//   * Buffers know their dtype, and each kind of buffer has its own (the precision policy of
+//     docs/architecture.md): weight_dtype() for the working copy of the weights that the layers read,
+//     grad_dtype() for parameter gradients, activation_dtype() for activations and their gradients,
+//     stat_dtype() for per-row statistics (RMSNorm rstd, attention lse), master_dtype() for the optimizer's
+//     master weights and AdamW moments. On the CPU they all coincide (f32, or f64 for gradient checks); the
+//     CUDA backend reads bf16 weights and activations. Token and target buffers are I32.
 //   * Calls may run asynchronously (the CUDA backend enqueues them on a stream). The sync points are the
 //     calls that return a host value (lm_head_loss, sum_squares), download() and sync().
 //   * Shapes and the forward/backward conventions (which gradients overwrite, which accumulate) are those of
@@ -43,8 +47,12 @@ class Backend {
 public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  virtual DType compute_dtype() const = 0;
-  virtual DType param_dtype() const = 0;
+  // cpu: all f32; cpu-f64: all f64; cuda: bf16 weights and activations, f32 for the rest
+  virtual DType weight_dtype() const = 0;      // the working copy of the weights, read by the layers
+  virtual DType grad_dtype() const = 0;        // parameter gradients
+  virtual DType activation_dtype() const = 0;  // activations and their gradients
+  virtual DType stat_dtype() const = 0;        // per-row statistics: RMSNorm rstd, attention lse
+  virtual DType master_dtype() const = 0;      // the optimizer's master weights and AdamW moments
 
   // ---- the peak MFU is measured against: src/backend/peak.h ----
   virtual double peak_flops() const = 0;             // FLOP/s; 0 when unknown (MFU is then n/a)
@@ -98,7 +106,10 @@ public:
   virtual void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) = 0;
 
   // ---- optimizer: src/cpu/adamw.h ----
-  virtual void adamw_update(Buffer param, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) = 0;
+  // Updates master and the moments m, v (master_dtype) from grad and writes the working copy `weights`,
+  // converted to its dtype; when weights aliases master (the dtypes agree) the update is in place.
+  virtual void adamw_update(Buffer master, Buffer weights, Buffer grad, Buffer m, Buffer v,
+                            const AdamWArgs& a) = 0;
   virtual double sum_squares(Buffer x) = 0;  // sync point
 };
 

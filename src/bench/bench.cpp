@@ -30,8 +30,8 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
   const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
   const Derived d = derive(cfg);
   Model model(cfg.model, backend);
-  model.init_weights(uint64_t(cfg.training.seed));
   AdamW opt(cfg.optimizer, model);
+  opt.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
   Activations acts = model.make_activations(B, T);
   std::vector<int32_t> tokens(size_t(B * T)), targets(size_t(B * T));
   Rng rng(1);

@@ -1,7 +1,7 @@
 // Checkpoints: crash-safe, verifiable, and enough to continue a run bit for bit (docs/checkpoints.md).
 //
 // run_dir/checkpoints/step_00001000/
-//   model.safetensors      fp32 weights under Hugging Face Llama names
+//   model.safetensors      fp32 master weights under Hugging Face Llama names
 //   optimizer.safetensors  AdamW moments: "<name>.exp_avg" and "<name>.exp_avg_sq"
 //   state.json             format version, TrainState, the resolved config, and the size and SHA-256 of both
 //                          tensor files
@@ -76,7 +76,8 @@ std::string resolve_checkpoint(const std::string& path, nlohmann::json& state);
 TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>& specs, size_t flat_elements,
                            CheckpointTensors& out, bool with_optimizer);
 
-// Weights only, straight into a model (analysis, evaluation, --init-from).
+// Weights only, straight into a model's working copy, for passes without an optimizer (analysis,
+// evaluation, sampling); training restores through AdamW::set_master_weights instead.
 void load_weights(const std::string& dir, Model& model);
 
 // The resolved config stored in a checkpoint.

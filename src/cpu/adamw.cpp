@@ -6,7 +6,7 @@
 namespace sp {
 
 template <class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const AdamWArgs& a) {
+void adamw_update(T* master, const T* grad, T* m, T* v, size_t n, const AdamWArgs& a) {
   const double bc1 = 1.0 - std::pow(a.beta1, double(a.step)), bc2 = 1.0 - std::pow(a.beta2, double(a.step));
 #pragma omp parallel for schedule(static)
   for (size_t i = 0; i < n; ++i) {
@@ -15,8 +15,8 @@ void adamw_update(T* param, const T* grad, T* m, T* v, size_t n, const AdamWArgs
     const double vi = a.beta2 * double(v[i]) + (1.0 - a.beta2) * g * g;
     m[i] = T(mi);
     v[i] = T(vi);
-    const double update = (mi / bc1) / (std::sqrt(vi / bc2) + a.eps) + a.weight_decay * double(param[i]);
-    param[i] = T(double(param[i]) - a.lr * update);
+    const double update = (mi / bc1) / (std::sqrt(vi / bc2) + a.eps) + a.weight_decay * double(master[i]);
+    master[i] = T(double(master[i]) - a.lr * update);
   }
 }
 

@@ -1,5 +1,7 @@
 // The CPU backend: the Backend interface over the reference ops of src/cpu/, in fp32 (training) or fp64
 // (gradient checks). Every call runs synchronously on the calling thread plus OpenMP/BLAS workers.
+// Weights, gradients, activations, statistics and the optimizer state all use that one float type, so the
+// optimizer's master weights are the parameter buffer itself (docs/architecture.md, precision).
 #include "cpu/cpu_backend.h"
 
 #include "backend/peak.h"
@@ -55,8 +57,11 @@ public:
   }
 
   std::string name() const override { return dtype_ == DType::F32 ? "cpu" : "cpu-f64"; }
-  DType compute_dtype() const override { return dtype_; }
-  DType param_dtype() const override { return dtype_; }
+  DType weight_dtype() const override { return dtype_; }
+  DType grad_dtype() const override { return dtype_; }
+  DType activation_dtype() const override { return dtype_; }
+  DType stat_dtype() const override { return dtype_; }
+  DType master_dtype() const override { return dtype_; }
   double peak_flops() const override { return cpu_peak_fp32_flops(); }
   std::string peak_description() const override { return "CPU peak (measured fp32 GEMM)"; }
 
@@ -220,12 +225,13 @@ public:
     });
   }
 
-  void adamw_update(Buffer param, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) override {
-    const size_t n = param.numel;
+  void adamw_update(Buffer master, Buffer weights, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) override {
+    const size_t n = master.numel;
     typed([&]<class T>(T) {
-      sp::adamw_update(at<T>(param, n, "param"), at<T>(grad, n, "grad"), at<T>(m, n, "adam m"),
+      sp::adamw_update(at<T>(master, n, "master"), at<T>(grad, n, "grad"), at<T>(m, n, "adam m"),
                        at<T>(v, n, "adam v"), n, a);
     });
+    if (weights.ptr != master.ptr) copy(weights, master);  // one dtype on the CPU: the copy is exact
   }
   double sum_squares(Buffer x) override {
     double r = 0;

@@ -13,9 +13,8 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   const ModelConfig& cfg = model.config();
   shape_ = AttentionShape{1, 0, d_.H, d_.Hkv, d_.D, normaliser_from_name(cfg.attention), cfg.softpick_eps};
 
-  const DType dt = be_.compute_dtype();
   const size_t n = size_t(chunk_), C = size_t(d_.C), HD = size_t(d_.H * d_.D), F = size_t(d_.F);
-  auto buf = [&](size_t numel) { return be_.alloc(numel, dt); };
+  auto buf = [&](size_t numel) { return be_.alloc(numel, be_.activation_dtype()); };
   for (int64_t l = 0; l < d_.L; ++l) {
     k_.push_back(buf(size_t(capacity_) * size_t(d_.Hkv * d_.D)));
     v_.push_back(buf(size_t(capacity_) * size_t(d_.Hkv * d_.D)));
@@ -24,7 +23,7 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   targets_ = be_.alloc(n, DType::I32);
   x_ = buf(n * C);
   ln_ = buf(n * C);
-  rstd_ = buf(n);
+  rstd_ = be_.alloc(n, be_.stat_dtype());
   mid_ = buf(n * C);
   q_ = buf(n * HD);
   if (cfg.ssmax) q_scaled_ = buf(n * HD);
@@ -33,7 +32,7 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   up_ = buf(n * F);
   act_ = buf(n * F);
   final_ = buf(n * C);
-  final_rstd_ = buf(n);
+  final_rstd_ = be_.alloc(n, be_.stat_dtype());
   logits_ = buf(n * size_t(d_.V));
 }
 

@@ -59,6 +59,7 @@ private:
   ModelDims d_;
   int64_t capacity_, chunk_, len_ = 0;
   AttentionShape shape_;        // normaliser and eps; B and T are set per call
+  // activation_dtype(), except the rstd buffers (stat_dtype()) and the i32 tokens and targets
   std::vector<Buffer> k_, v_;   // L of (capacity, Hkv, D): cached keys (after RoPE) and values
   Buffer tokens_, targets_;     // (chunk) i32
   Buffer x_, ln_, rstd_, mid_;  // (chunk, C), (chunk, C), (chunk), (chunk, C)

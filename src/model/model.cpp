@@ -3,6 +3,8 @@
 #include "core/check.h"
 #include "core/rng.h"
 
+#include <algorithm>
+
 namespace sp {
 
 Normaliser normaliser_from_name(const std::string& name) {
@@ -15,8 +17,8 @@ Normaliser normaliser_from_name(const std::string& name) {
 Model::Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple)
     : cfg_(cfg), be_(backend), specs_(param_specs(cfg)), d_(cfg) {
   const size_t P = (flat_size(specs_) + pad_multiple - 1) / pad_multiple * pad_multiple;
-  params_ = be_.alloc(P, be_.param_dtype());
-  grads_ = be_.alloc(P, be_.param_dtype());
+  params_ = be_.alloc(P, be_.weight_dtype());
+  grads_ = be_.alloc(P, be_.grad_dtype());
   w_ = views(params_);
   g_ = views(grads_);
 }
@@ -56,23 +58,34 @@ ModelTensors Model::views(Buffer flat) const {
   return t;
 }
 
-void Model::init_weights(uint64_t seed) {
-  std::vector<double> host;
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    const ParamSpec& s = specs_[i];
-    host.assign(s.numel, 0.0);
-    Rng rng(mix_seed(seed, 0x1A17, i));
-    switch (s.role) {
-      case ParamRole::Embedding:
-      case ParamRole::Matmul:
-      case ParamRole::LmHead:
-        for (auto& x : host) x = rng.normal() * cfg_.initializer_range;
-        break;
-      case ParamRole::Norm: host.assign(s.numel, 1.0); break;
-      case ParamRole::Scale: host.assign(s.numel, cfg_.ssmax_init); break;
-    }
-    be_.upload(params_.slice(s.offset, s.numel), std::span<const double>(host));
+std::vector<double> Model::init_values(size_t i, uint64_t seed) const {
+  const ParamSpec& s = specs_[i];
+  std::vector<double> host(s.numel, 0.0);
+  Rng rng(mix_seed(seed, 0x1A17, i));
+  switch (s.role) {
+    case ParamRole::Embedding:
+    case ParamRole::Matmul:
+    case ParamRole::LmHead:
+      for (auto& x : host) x = rng.normal() * cfg_.initializer_range;
+      break;
+    case ParamRole::Norm: host.assign(s.numel, 1.0); break;
+    case ParamRole::Scale: host.assign(s.numel, cfg_.ssmax_init); break;
   }
+  return host;
+}
+
+std::vector<float> Model::initial_weights(uint64_t seed) const {
+  std::vector<float> flat(params_.numel, 0.0f);
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const std::vector<double> host = init_values(i, seed);
+    std::copy(host.begin(), host.end(), flat.begin() + ptrdiff_t(specs_[i].offset));  // rounds to fp32
+  }
+  return flat;
+}
+
+void Model::init_weights(uint64_t seed) {
+  for (size_t i = 0; i < specs_.size(); ++i)
+    be_.upload(params_.slice(specs_[i].offset, specs_[i].numel), std::span<const double>(init_values(i, seed)));
 }
 
 void Model::zero_grads() { be_.fill_zero(grads_); }
@@ -82,9 +95,9 @@ AttentionShape Model::attention_shape(int64_t B, int64_t T) const {
 }
 
 Activations Model::make_activations(int64_t B, int64_t T) {
-  const DType dt = be_.compute_dtype();
   const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
-  auto buf = [&](size_t n) { return be_.alloc(n, dt); };
+  auto buf = [&](size_t n) { return be_.alloc(n, be_.activation_dtype()); };
+  auto stat = [&](size_t n) { return be_.alloc(n, be_.stat_dtype()); };
   Activations a;
   a.B = B;
   a.T = T;
@@ -94,23 +107,23 @@ Activations Model::make_activations(int64_t B, int64_t T) {
   for (int64_t l = 0; l < d_.L; ++l) {
     Activations::Layer x;
     x.ln1 = buf(N * C);
-    x.rstd1 = buf(N);
+    x.rstd1 = stat(N);
     x.q = buf(N * HD);
     x.k = buf(N * KD);
     x.v = buf(N * KD);
     if (cfg_.ssmax) x.q_scaled = buf(N * HD);
     x.att = buf(N * HD);
-    x.lse = buf(N * size_t(d_.H));
+    x.lse = stat(N * size_t(d_.H));
     x.mid = buf(N * C);
     x.ln2 = buf(N * C);
-    x.rstd2 = buf(N);
+    x.rstd2 = stat(N);
     x.gate = buf(N * F);
     x.up = buf(N * F);
     x.act = buf(N * F);
     a.layers.push_back(x);
   }
   a.final_norm = buf(N * C);
-  a.final_rstd = buf(N);
+  a.final_rstd = stat(N);
   a.d_resid = buf(N * C);
   a.d_ln = buf(N * C);
   a.d_final = buf(N * C);

@@ -41,7 +41,8 @@ struct ModelTensors {
 };
 
 // Activations of one forward pass, kept for the backward pass, plus the gradient scratch.
-// Allocated for at most (B, T); a pass may use a shorter T (sampling).
+// Allocated for at most (B, T); a pass may use a shorter T (sampling). Buffers are activation_dtype(),
+// except the statistics rstd and lse (stat_dtype()) and tokens and targets (I32).
 struct Activations {
   int64_t B = 0, T = 0;       // capacity
   int64_t cur_B = 0, cur_T = 0;  // shape of the last forward()
@@ -79,13 +80,18 @@ public:
   Backend& backend() { return be_; }
   size_t num_params() const { return params_.numel; }
 
-  Buffer params() const { return params_; }  // (P) flat, tensors at specs()[i].offset
-  Buffer grads() const { return grads_; }    // (P) same layout
+  Buffer params() const { return params_; }  // (P) flat, tensors at specs()[i].offset: the working copy
+  Buffer grads() const { return grads_; }    // (P) same layout, grad_dtype()
   Buffer tensor(Buffer flat, const std::string& name) const;
   const ModelTensors& weights() const { return w_; }  // views into params(), for other passes (decode.h)
 
-  // N(0, initializer_range) for Linear and Embedding weights, 1 for norms, ssmax_init for SSMax scales;
-  // every tensor from its own stream of the seed, so the init does not depend on tensor order.
+  // The init: N(0, initializer_range) for Linear and Embedding weights, 1 for norms, ssmax_init for SSMax
+  // scales; every tensor from its own stream of the seed, so the init does not depend on tensor order.
+  // initial_weights() is the init in fp32 (P values, padding 0), the master weights' precision: training
+  // hands it to AdamW::set_master_weights, which sets the master and the working copy. init_weights()
+  // writes it straight into params() from the fp64 draws, for passes without an optimizer (evaluation,
+  // tests); on an f32 backend both give the same bits.
+  std::vector<float> initial_weights(uint64_t seed) const;
   void init_weights(uint64_t seed);
   void zero_grads();
 
@@ -104,6 +110,7 @@ public:
 
 private:
   AttentionShape attention_shape(int64_t B, int64_t T) const;
+  std::vector<double> init_values(size_t i, uint64_t seed) const;  // tensor specs_[i]'s init, host fp64
   ModelTensors views(Buffer flat) const;
 
   ModelConfig cfg_;

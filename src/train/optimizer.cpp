@@ -8,23 +8,26 @@
 namespace sp {
 
 AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64_t zero_stage)
-    : cfg_(cfg), model_(model), comm_(comm), sharded_(zero_stage == 1 && comm.size() > 1) {
+    : cfg_(cfg), model_(model), comm_(comm), sharded_(zero_stage == 1 && comm.size() > 1),
+      aliased_(model.backend().weight_dtype() == model.backend().master_dtype()) {
   Backend& be = model.backend();
   const size_t P = model.params().numel, W = size_t(comm.size());
   if (sharded_) {
     SP_ASSERT(P % W == 0, "ZeRO-1 needs the flat buffers padded to a multiple of the world size");
     shard_size_ = P / W;
     shard_begin_ = size_t(comm.rank()) * shard_size_;
-    grad_shard_ = be.alloc(shard_size_, be.param_dtype());
+    grad_shard_ = be.alloc(shard_size_, be.grad_dtype());
   } else {
     shard_size_ = P;
   }
-  m_ = be.alloc(shard_size_, be.param_dtype());
-  v_ = be.alloc(shard_size_, be.param_dtype());
+  master_ = aliased_ ? model.params().slice(shard_begin_, shard_size_) : be.alloc(shard_size_, be.master_dtype());
+  m_ = be.alloc(shard_size_, be.master_dtype());
+  v_ = be.alloc(shard_size_, be.master_dtype());
 }
 
 AdamW::~AdamW() {
   Backend& be = model_.backend();
+  if (!aliased_) be.release(master_);
   be.release(m_);
   be.release(v_);
   if (grad_shard_) be.release(grad_shard_);
@@ -46,6 +49,7 @@ double AdamW::grad_norm() {
 
 void AdamW::step(double lr, int64_t step, double grad_scale) {
   Backend& be = model_.backend();
+  SP_ASSERT(aliased_ || master_set_, "AdamW::step before set_master_weights: the master weights are unset");
   const Buffer grads = sharded_ ? grad_shard_ : model_.grads().slice(0, shard_size_);
   const size_t lo = shard_begin_, hi = shard_begin_ + shard_size_;
   for (const ParamSpec& s : model_.specs()) {
@@ -54,27 +58,41 @@ void AdamW::step(double lr, int64_t step, double grad_scale) {
     if (a >= b) continue;
     const bool decays = cfg_.decay_norms_and_embeddings || s.role == ParamRole::Matmul || s.role == ParamRole::LmHead;
     const AdamWArgs args{lr, cfg_.beta1, cfg_.beta2, cfg_.eps, decays ? cfg_.weight_decay : 0.0, step, grad_scale};
-    be.adamw_update(model_.params().slice(a, b - a), grads.slice(a - lo, b - a), m_.slice(a - lo, b - a),
-                    v_.slice(a - lo, b - a), args);
+    be.adamw_update(master_.slice(a - lo, b - a), model_.params().slice(a, b - a), grads.slice(a - lo, b - a),
+                    m_.slice(a - lo, b - a), v_.slice(a - lo, b - a), args);
   }
   if (sharded_) comm_.all_gather(model_.params());
 }
 
-void AdamW::get_moments(std::vector<float>& m, std::vector<float>& v) {
+void AdamW::set_master_weights(std::span<const float> w) {
+  Backend& be = model_.backend();
+  SP_ASSERT(w.size() == model_.params().numel, "set_master_weights: {} values for {} parameters", w.size(),
+            model_.params().numel);
+  be.upload(model_.params(), w);  // the working copy: with the dtypes agreeing, the master too
+  if (!aliased_) be.upload(master_, w.subspan(shard_begin_, shard_size_));
+  master_set_ = true;
+}
+
+void AdamW::get_master_weights(std::vector<float>& w) { gather(master_, w); }
+
+void AdamW::gather(Buffer shard, std::vector<float>& host) {
   Backend& be = model_.backend();
   const size_t P = model_.params().numel;
-  for (auto [host, shard] : {std::pair{&m, m_}, std::pair{&v, v_}}) {
-    host->assign(P, 0.0f);
-    if (!sharded_) {
-      be.download(std::span<float>(*host), shard);
-      continue;
-    }
-    Buffer full = be.alloc(P, be.param_dtype());
-    be.copy(full.slice(shard_begin_, shard_size_), shard);
-    comm_.all_gather(full);
-    be.download(std::span<float>(*host), full);
-    be.release(full);
+  host.assign(P, 0.0f);
+  if (!sharded_) {
+    be.download(std::span<float>(host), shard);
+    return;
   }
+  Buffer full = be.alloc(P, shard.dtype);
+  be.copy(full.slice(shard_begin_, shard_size_), shard);
+  comm_.all_gather(full);
+  be.download(std::span<float>(host), full);
+  be.release(full);
+}
+
+void AdamW::get_moments(std::vector<float>& m, std::vector<float>& v) {
+  gather(m_, m);
+  gather(v_, v);
 }
 
 void AdamW::set_moments(const std::vector<float>& m, const std::vector<float>& v) {

@@ -144,8 +144,8 @@ void broadcast_host(std::vector<float>& v, size_t n, Backend& be, Communicator& 
 }
 std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
 
-// Rank 0 reads a checkpoint and every rank receives the weights and, when resuming, the moments and the
-// training state: no shared file system is needed.
+// Rank 0 reads a checkpoint and every rank receives the weights (the master weights and the working copy)
+// and, when resuming, the moments and the training state: no shared file system is needed.
 TrainState restore_checkpoint(const std::string& dir, bool resume, Model& model, AdamW& optimizer,
                               Communicator& comm) {
   Backend& be = model.backend();
@@ -158,7 +158,7 @@ TrainState restore_checkpoint(const std::string& dir, bool resume, Model& model,
     add_train_state(state_json, state);
   }
   broadcast_host(t.params, P, be, comm);
-  be.upload(model.params(), std::span<const float>(t.params));
+  optimizer.set_master_weights(t.params);
   if (!resume) return TrainState{};
   broadcast_host(t.exp_avg, P, be, comm);
   broadcast_host(t.exp_avg_sq, P, be, comm);
@@ -228,8 +228,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   if (const std::string d = broadcast_string(resume_dir.value_or(""), *comm); !d.empty()) resume_dir = d;
 
   Model model(cfg.model, *backend, size_t(comm->size()) * kParamAlign);
-  model.init_weights(uint64_t(cfg.training.seed));
   AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
+  optimizer.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
   Activations acts = model.make_activations(B, T);
   Activations sample_acts = model.make_activations(1, T);
 
@@ -287,11 +287,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   g_stop_requested = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  auto save = [&] {  // a collective: the moments are gathered from every rank's shard; rank 0 writes
+  // A collective: the master weights and the moments are gathered from every rank's shard; rank 0 writes.
+  auto save = [&] {
     check_replicas(model, *comm, state.step);
     CheckpointTensors t;
-    t.params.resize(model.params().numel);
-    backend->download(std::span<float>(t.params), model.params());
+    optimizer.get_master_weights(t.params);
     optimizer.get_moments(t.exp_avg, t.exp_avg_sq);
     if (!rank0) return;
     const std::string dir = save_checkpoint(run_dir.string(), model.specs(), t, state, cfg);
