@@ -40,7 +40,8 @@ std::vector<int32_t> random_tokens(size_t n, int64_t vocab, uint64_t seed) {
 // -log p(targets) summed, from one whole-sequence forward pass and the model's own loss.
 double forward_nll(Model& m, Activations& a, const std::vector<int32_t>& in, const std::vector<int32_t>& tgt) {
   m.forward(a, in, 1, int64_t(in.size()));
-  return m.loss(a, tgt, false, 0).sum;
+  m.loss(a, tgt, false, 0);
+  return m.take_loss(a).sum;
 }
 
 EvalTask load(const TempDir& d, const std::string& text, int64_t vocab = 259, const Tokenizer* tok = nullptr) {

@@ -33,7 +33,8 @@ ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool ti
 double mean_loss(Model& m, Activations& a, const std::vector<int32_t>& in, const std::vector<int32_t>& tgt,
                  int64_t B, int64_t T) {
   m.forward(a, in, B, T);
-  LossSum l = m.loss(a, tgt, false, 0);
+  m.loss(a, tgt, false, 0);
+  const LossSum l = m.take_loss(a);
   return l.sum / double(l.count);
 }
 
@@ -58,8 +59,9 @@ TEST_CASE("whole-model gradients match finite differences (double precision)", "
 
     model.zero_grads();
     model.forward(a, in, B, T);
-    LossSum l = model.loss(a, tgt, true, 1.0 / double(B * T));
+    model.loss(a, tgt, true, 1.0 / double(B * T));
     model.backward(a);
+    const LossSum l = model.take_loss(a);
     std::vector<double> params(model.params().numel), grads(model.grads().numel);
     be->download(std::span<double>(params), model.params());
     be->download(std::span<double>(grads), model.grads());
@@ -131,8 +133,9 @@ TEST_CASE("a single batch is overfit to near-zero loss", "[model]") {
     for (int step = 1; step <= 300; ++step) {
       model.zero_grads();
       model.forward(a, in, B, T);
-      LossSum l = model.loss(a, tgt, true, 1.0 / double(B * T));
+      model.loss(a, tgt, true, 1.0 / double(B * T));
       model.backward(a);
+      const LossSum l = model.take_loss(a);
       opt.step(1e-2, step, clip_scale(opt.grad_norm(), 1.0));
       last = l.sum / double(l.count);
       if (step == 1) first = last;
@@ -155,8 +158,9 @@ TEST_CASE("training is deterministic: same seed, bit-identical losses and weight
       auto in = random_tokens(18, 23, uint64_t(step)), tgt = random_tokens(18, 23, uint64_t(100 + step));
       model.zero_grads();
       model.forward(a, in, 2, 9);
-      losses.push_back(model.loss(a, tgt, true, 1.0 / 18).sum);
+      model.loss(a, tgt, true, 1.0 / 18);
       model.backward(a);
+      losses.push_back(model.take_loss(a).sum);
       opt.step(1e-3, step, clip_scale(opt.grad_norm(), 1.0));
     }
     std::vector<float> w(model.params().numel);
@@ -186,5 +190,27 @@ TEST_CASE("a shorter forward (sampling) matches the prefix of a full one", "[mod
   model.forward(a, std::span<const int32_t>(in.data(), 5), 1, 5);  // after a longer pass, shorter again
   model.last_logits(a, full);
   CHECK(prefix == full);
+  model.free_activations(a);
+}
+
+TEST_CASE("the loss accumulates on the device until take_loss reads and clears it", "[model]") {
+  auto be = make_backend({"cpu"});
+  Model model(tiny_model("softpick"), *be);
+  model.init_weights(4);
+  Activations a = model.make_activations(2, 9);
+  auto in = random_tokens(18, 23, 1), tgt = random_tokens(18, 23, 2);
+  tgt[3] = -1;  // an ignored row
+  model.forward(a, in, 2, 9);
+  model.loss(a, tgt, false, 0);
+  const LossSum once = model.take_loss(a);
+  CHECK(once.count == 17);
+  model.loss(a, tgt, false, 0);
+  model.loss(a, tgt, false, 0);
+  const LossSum twice = model.take_loss(a);
+  CHECK(twice.sum == 2 * once.sum);
+  CHECK(twice.count == 2 * once.count);
+  const LossSum cleared = model.take_loss(a);
+  CHECK(cleared.sum == 0);
+  CHECK(cleared.count == 0);
   model.free_activations(a);
 }

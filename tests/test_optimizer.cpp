@@ -1,8 +1,8 @@
 // The optimizer's master weights (docs/architecture.md, "Precision"): on the CPU they are the parameter
 // buffer itself, updated in place; set_master_weights and get_master_weights round-trip exactly; the init
-// through them equals Model::init_weights. Under ZeRO-1 (the [mpi] case, run on 2 ranks by the ctest
-// "mpi_collectives") each rank's master is its slice of the parameters and a sharded step equals an
-// unsharded one bit for bit.
+// through them equals Model::init_weights; the gradient norm is summed on the device. Under ZeRO-1 (the
+// [mpi] case, run on 2 ranks by the ctest "mpi_collectives") each rank's master is its slice of the
+// parameters and a sharded step equals an unsharded one bit for bit.
 #include "backend/backend.h"
 #include "core/rng.h"
 #include "dist/comm.h"
@@ -11,6 +11,8 @@
 #include "train/optimizer.h"
 
 #include <catch2/catch.hpp>
+
+#include <cmath>
 
 using namespace sp;
 
@@ -42,7 +44,13 @@ TEST_CASE("AdamW updates the parameters in place when the master and weight dtyp
   CHECK(opt.master().numel == model.num_params());
   opt.set_master_weights(model.initial_weights(7));
   const std::vector<float> before = host(*be, model.params());
-  be->upload(model.grads(), std::span<const float>(random_values(model.num_params(), 3)));
+  const std::vector<float> g = random_values(model.num_params(), 3);
+  be->upload(model.grads(), std::span<const float>(g));
+  double sq = 0;
+  for (float x : g) sq += double(x) * double(x);
+  const double norm = opt.grad_norm();
+  CHECK(norm == Approx(std::sqrt(sq)).epsilon(1e-12));
+  CHECK(opt.grad_norm() == norm);  // summed on the device from zero each time
   opt.step(1e-2, 1, 1.0);
   std::vector<float> master;
   opt.get_master_weights(master);

@@ -12,8 +12,14 @@
 //     stat_dtype() for per-row statistics (RMSNorm rstd, attention lse), master_dtype() for the optimizer's
 //     master weights and AdamW moments. On the CPU they all coincide (f32, or f64 for gradient checks); the
 //     CUDA backend reads bf16 weights and activations. Token and target buffers are I32.
-//   * Calls may run asynchronously (the CUDA backend enqueues them on a stream). The sync points are the
-//     calls that return a host value (lm_head_loss, sum_squares), download() and sync().
+//   * Calls may run asynchronously (the CUDA backend enqueues them, in call order, on one stream). The only
+//     sync points are download() and sync(); upload() returns once its host data may be reused, without
+//     waiting for the work queued before it (a CUDA backend stages the copy). Results the host needs once
+//     per step (the loss, the gradient norm) accumulate in small device buffers of kAccumDType that the
+//     caller reads after its loop, so the micro-batches of a step have no sync point among them.
+//   * No streams or events in the interface yet: every call runs in order on the backend's one stream.
+//     The CUDA backend will need them inside (NCCL on a stream of its own overlapping the backward pass,
+//     copying the next batch in while this one runs); they join the interface when a caller needs them.
 //   * Shapes and the forward/backward conventions (which gradients overwrite, which accumulate) are those of
 //     the CPU reference headers named next to each group; the backend checks sizes.
 #pragma once
@@ -32,6 +38,10 @@ enum class DType { F32, F64, BF16, I32 };
 
 size_t dtype_size(DType dt);
 const char* dtype_name(DType dt);
+
+// The dtype of accumulators (loss sums and counts, sums of squares) on every backend: a few scalars, so
+// f64 costs nothing, keeps counts exact past 2^24 rows and the CPU's double sums bit for bit.
+constexpr DType kAccumDType = DType::F64;
 
 // A view of backend-owned memory: pointer, element count, dtype. Copying a Buffer does not copy memory.
 struct Buffer {
@@ -93,9 +103,10 @@ public:
                                   Buffer dout, Buffer lse, const AttentionShape& s) = 0;
   virtual void swiglu_forward(Buffer out, Buffer gate, Buffer up, size_t n) = 0;
   virtual void swiglu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n) = 0;
-  // Fused LM head + cross-entropy; dx and dw may be empty Buffers for evaluation. Sync point.
-  virtual LossSum lm_head_loss(Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,
-                               Buffer dw, double grad_scale) = 0;
+  // Fused LM head + cross-entropy; adds [sum of nats, count of rows with a target] to loss (2, kAccumDType).
+  // dx and dw may be empty Buffers for evaluation.
+  virtual void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V,
+                            Buffer dx, Buffer dw, double grad_scale) = 0;
   virtual void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) = 0;
 
   // ---- inference with a key/value cache, one sequence, rows at positions pos0..: src/cpu/decode.h ----
@@ -110,7 +121,7 @@ public:
   // converted to its dtype; when weights aliases master (the dtypes agree) the update is in place.
   virtual void adamw_update(Buffer master, Buffer weights, Buffer grad, Buffer m, Buffer v,
                             const AdamWArgs& a) = 0;
-  virtual double sum_squares(Buffer x) = 0;  // sync point
+  virtual void sum_squares(Buffer acc, Buffer x) = 0;  // acc (1, kAccumDType) += sum of x^2
 };
 
 struct BackendOptions {

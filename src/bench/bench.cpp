@@ -39,14 +39,18 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
   for (auto& t : targets) t = int32_t(rng.below(uint64_t(cfg.model.vocab_size)));
   double t_fwd = 0, t_bwd = 0, t_opt = 0;
   for (int64_t s = 0; s <= steps; ++s) {  // step 0 warms up
+    // every phase's clock is read after a sync: a backend may still be running what was enqueued
     Stopwatch sw;
     model.zero_grads();
     model.forward(acts, tokens, B, T);
+    backend.sync();
     const double f = sw.seconds();
     model.loss(acts, targets, true, 1.0 / double(B * T));
     model.backward(acts);
+    model.take_loss(acts);  // the step's one read of the loss, as in training
     const double b = sw.seconds();
     opt.step(1e-4, s + 1, clip_scale(opt.grad_norm(), 1.0));
+    backend.sync();
     const double o = sw.seconds();
     if (s == 0) continue;
     t_fwd += f;

@@ -189,8 +189,9 @@ public:
                           at<T>(gate, n, "gate"), at<T>(up, n, "up"), n);
     });
   }
-  LossSum lm_head_loss(Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx, Buffer dw,
-                       double grad_scale) override {
+  void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,
+                    Buffer dw, double grad_scale) override {
+    double* acc = at<double>(loss, 2, "lm_head loss");
     LossSum r;
     typed([&]<class T>(T) {
       std::vector<T>& scratch = scratch_<T>();
@@ -200,7 +201,8 @@ public:
                                     dx ? at<T>(dx, N * C, "lm_head dx") : nullptr,
                                     dw ? at<T>(dw, V * C, "lm_head dw") : nullptr, grad_scale);
     });
-    return r;
+    acc[0] += r.sum;
+    acc[1] += double(r.count);
   }
   void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) override {
     typed([&]<class T>(T) {
@@ -233,29 +235,36 @@ public:
     });
     if (weights.ptr != master.ptr) copy(weights, master);  // one dtype on the CPU: the copy is exact
   }
-  double sum_squares(Buffer x) override {
-    double r = 0;
-    typed([&]<class T>(T) { r = sp::sum_squares(at<T>(x, x.numel, "sum_squares"), x.numel); });
-    return r;
+  void sum_squares(Buffer acc, Buffer x) override {
+    double* sum = at<double>(acc, 1, "sum_squares acc");
+    typed([&]<class T>(T) { *sum += sp::sum_squares(at<T>(x, x.numel, "sum_squares"), x.numel); });
   }
 
 private:
-  // Calls f with a value of the compute type, so the generic lambdas above pick the instantiation.
+  // Calls f with a value of the float type dt, so the generic lambdas above pick the instantiation.
   template <class F>
-  void typed(F&& f) {
-    if (dtype_ == DType::F32) f(float{});
+  static void typed_as(DType dt, F&& f) {
+    SP_ASSERT(dt == DType::F32 || dt == DType::F64, "the CPU backend computes in f32 or f64, not {}",
+              dtype_name(dt));
+    if (dt == DType::F32) f(float{});
     else f(double{});
   }
+  // The same with the compute type, the type of every float buffer an op takes
+  template <class F>
+  void typed(F&& f) {
+    typed_as(dtype_, f);
+  }
+  // Transfers convert to or from the buffer's own type, which may differ from the compute type (kAccumDType).
   template <class Src>
   void convert_in(Buffer dst, std::span<const Src> src) {
-    typed([&]<class T>(T) {
+    typed_as(dst.dtype, [&]<class T>(T) {
       T* d = at<T>(dst, src.size(), "upload");
       for (size_t i = 0; i < src.size(); ++i) d[i] = T(src[i]);
     });
   }
   template <class Dst>
   void convert_out(std::span<Dst> dst, Buffer src) {
-    typed([&]<class T>(T) {
+    typed_as(src.dtype, [&]<class T>(T) {
       const T* s = at<T>(src, dst.size(), "download");
       for (size_t i = 0; i < dst.size(); ++i) dst[i] = Dst(s[i]);
     });

@@ -95,7 +95,6 @@ TaskResult evaluate_perplexity(Decoder& dec, const EvalTask& task) {
   r.kind_label = "perplexity";
   const int64_t T = dec.capacity();
   const int32_t bos = int32_t(dec.model().config().bos_token_id);
-  double ll = 0;
   int64_t words = 0, bytes = 0, tokens = 0;
   std::vector<int32_t> seq, inputs, targets;
   Progress progress{task.name, task.documents.size()};
@@ -109,13 +108,14 @@ TaskResult evaluate_perplexity(Decoder& dec, const EvalTask& task) {
       for (int64_t j = 0; j < int64_t(inputs.size()); ++j)  // position j predicts S[start + j + 1]
         targets[size_t(j)] = w.start + j + 1 >= w.pred ? seq[size_t(w.start + j + 1)] : -1;
       dec.reset();
-      ll -= dec.append_scored(inputs, targets).sum;
+      dec.append_scored(inputs, targets);
     }
     words += doc.words;
     bytes += doc.bytes;
     tokens += int64_t(doc.tokens.size());
     progress.tick(e + 1);
   }
+  const double ll = -dec.take_loss().sum;
   r.metrics.push_back(Metric{"word_perplexity", std::exp(-ll / double(words)), std::nullopt});
   r.metrics.push_back(Metric{"byte_perplexity", std::exp(-ll / double(bytes)), std::nullopt});
   r.metrics.push_back(Metric{"bits_per_byte", -ll / double(bytes) / std::log(2.0), std::nullopt});
@@ -250,19 +250,17 @@ ValResult evaluate_val(Decoder& dec, const std::vector<std::string>& files, int6
   if (max_tokens > 0) windows = std::clamp<int64_t>((max_tokens + T - 1) / T, 1, windows);
   std::vector<int32_t> window(size_t(T + 1));
   ValResult r;
-  double sum = 0;
   Progress progress{what, size_t(windows)};
   for (int64_t i = 0; i < windows; ++i) {
     loader.next(window);
     dec.reset();
-    const LossSum l = dec.append_scored(std::span<const int32_t>(window).first(size_t(T)),
-                                        std::span<const int32_t>(window).subspan(1));
-    sum += l.sum;
-    r.tokens += l.count;
+    dec.append_scored(std::span<const int32_t>(window).first(size_t(T)), std::span<const int32_t>(window).subspan(1));
     progress.tick(size_t(i + 1));
   }
+  const LossSum l = dec.take_loss();
   r.windows = windows;
-  r.loss = sum / double(r.tokens);
+  r.tokens = l.count;
+  r.loss = l.sum / double(r.tokens);
   r.seconds = seconds_since(t0);
   return r;
 }

@@ -34,11 +34,12 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   final_ = buf(n * C);
   final_rstd_ = be_.alloc(n, be_.stat_dtype());
   logits_ = buf(n * size_t(d_.V));
+  loss_ = be_.alloc(2, kAccumDType);
 }
 
 Decoder::~Decoder() {
   for (Buffer b : {tokens_, targets_, x_, ln_, rstd_, mid_, q_, q_scaled_, att_, gate_, up_, act_, final_,
-                   final_rstd_, logits_})
+                   final_rstd_, logits_, loss_})
     if (b) be_.release(b);
   for (Buffer b : k_) be_.release(b);
   for (Buffer b : v_) be_.release(b);
@@ -113,21 +114,17 @@ void Decoder::append(std::span<const int32_t> tokens, std::span<float> logits) {
   }
 }
 
-LossSum Decoder::append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets) {
+void Decoder::append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets) {
   SP_ASSERT(targets.size() == tokens.size(), "append_scored: {} targets for {} tokens", targets.size(),
             tokens.size());
   const size_t n = tokens.size();
-  LossSum total;
   for (size_t c0 = 0; c0 < n; c0 += size_t(chunk_)) {
     const size_t c1 = std::min(n, c0 + size_t(chunk_));
     run_chunk(tokens.subspan(c0, c1 - c0));
     be_.upload(targets_, targets.subspan(c0, c1 - c0));
-    const LossSum l = be_.lm_head_loss(final_, model_.weights().lm_head, targets_, c1 - c0, size_t(d_.C),
-                                       size_t(d_.V), Buffer{}, Buffer{}, 0.0);
-    total.sum += l.sum;
-    total.count += l.count;
+    be_.lm_head_loss(loss_, final_, model_.weights().lm_head, targets_, c1 - c0, size_t(d_.C), size_t(d_.V),
+                     Buffer{}, Buffer{}, 0.0);
   }
-  return total;
 }
 
 }  // namespace sp

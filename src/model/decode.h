@@ -46,9 +46,12 @@ public:
   // Token ids must be in [0, V) and the cache must have room (callers check and report bad input).
   void append(std::span<const int32_t> tokens, std::span<float> logits = {});
 
-  // As append, and returns the summed cross-entropy of `targets` (n, < 0 = ignored): target i is the token
-  // the model should predict after new position i. The fused LM head computes it without host logits.
-  LossSum append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+  // As append, and adds the cross-entropy of `targets` (n, < 0 = ignored) to the decoder's loss
+  // accumulator: target i is the token the model should predict after new position i. The fused LM head
+  // computes it without host logits. reset() and truncate() leave the accumulator alone.
+  void append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets);
+  // The loss added since the last take_loss(), read once after a loop of append_scored(); a sync point.
+  LossSum take_loss() { return sp::take_loss(be_, loss_); }
 
 private:
   // One chunk through the blocks; leaves the final-norm output of its rows in final_.
@@ -67,6 +70,7 @@ private:
   Buffer gate_, up_, act_;      // (chunk, F) each
   Buffer final_, final_rstd_;   // (chunk, C), (chunk)
   Buffer logits_;               // (chunk, V)
+  Buffer loss_;                 // (2) kAccumDType: [sum of nats, rows with a target]
 };
 
 }  // namespace sp

@@ -14,6 +14,13 @@ Normaliser normaliser_from_name(const std::string& name) {
   usage_fail("model.attention = \"{}\": use softmax, softpick or rectified", name);
 }
 
+LossSum take_loss(Backend& be, Buffer loss) {
+  double host[2];
+  be.download(std::span<double>(host), loss);
+  be.fill_zero(loss);
+  return LossSum{host[0], int64_t(host[1])};
+}
+
 Model::Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple)
     : cfg_(cfg), be_(backend), specs_(param_specs(cfg)), d_(cfg) {
   const size_t P = (flat_size(specs_) + pad_multiple - 1) / pad_multiple * pad_multiple;
@@ -136,12 +143,13 @@ Activations Model::make_activations(int64_t B, int64_t T) {
   a.d_up = buf(N * F);
   a.d_act = buf(N * F);
   a.logits = buf(size_t(d_.V));
+  a.loss = be_.alloc(2, kAccumDType);
   return a;
 }
 
 void Model::free_activations(Activations& a) {
   std::vector<Buffer> all = {a.tokens, a.targets, a.final_norm, a.final_rstd, a.d_resid, a.d_ln, a.d_final,
-                             a.d_q, a.d_q_scaled, a.d_att, a.d_k, a.d_v, a.d_gate, a.d_up, a.d_act, a.logits};
+                             a.d_q, a.d_q_scaled, a.d_att, a.d_k, a.d_v, a.d_gate, a.d_up, a.d_act, a.logits, a.loss};
   all.insert(all.end(), a.resid.begin(), a.resid.end());
   for (auto& x : a.layers)
     all.insert(all.end(), {x.ln1, x.rstd1, x.q, x.k, x.v, x.q_scaled, x.att, x.lse, x.mid, x.ln2, x.rstd2, x.gate,
@@ -191,12 +199,12 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
   be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(d_.L)], w_.norm, N, C, eps);
 }
 
-LossSum Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
+void Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
   const size_t N = size_t(a.cur_B * a.cur_T);
   SP_ASSERT(targets.size() == N, "loss: {} targets for {} positions", targets.size(), N);
   be_.upload(a.targets, targets);
-  return be_.lm_head_loss(a.final_norm, w_.lm_head, a.targets, N, size_t(d_.C), size_t(d_.V),
-                          with_grad ? a.d_final : Buffer{}, with_grad ? g_.lm_head : Buffer{}, grad_scale);
+  be_.lm_head_loss(a.loss, a.final_norm, w_.lm_head, a.targets, N, size_t(d_.C), size_t(d_.V),
+                   with_grad ? a.d_final : Buffer{}, with_grad ? g_.lm_head : Buffer{}, grad_scale);
 }
 
 void Model::backward(Activations& a) {

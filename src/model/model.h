@@ -7,8 +7,9 @@
 // Three plain parts: the config (ModelConfig), the weights (Model: flat parameter and gradient buffers
 // with per-tensor views from the one parameter table), and the activations (Activations, sized for a
 // batch shape). A training step is forward() + loss(with gradients) + backward(); evaluation is forward()
-// + loss(). Generation and task scoring use the key/value-cached pass of model/decode.h over the same
-// weights. docs/architecture.md walks through it.
+// + loss(); the loss sums stay on the device until take_loss() reads them, once per step or evaluation.
+// Generation and task scoring use the key/value-cached pass of model/decode.h over the same weights.
+// docs/architecture.md walks through it.
 #pragma once
 
 #include "backend/backend.h"
@@ -21,6 +22,9 @@
 #include <vector>
 
 namespace sp {
+
+// Reads a loss accumulator (2, kAccumDType) and zeroes it: a sync point (the download).
+LossSum take_loss(Backend& be, Buffer loss);
 
 // The dimension letters of docs/architecture.md for a resolved model config.
 struct ModelDims {
@@ -65,6 +69,7 @@ struct Activations {
   Buffer d_k, d_v;                // (B, T, Hkv, D)
   Buffer d_gate, d_up, d_act;     // (B, T, F)
   Buffer logits;                  // (V) for sampling
+  Buffer loss;                    // (2) kAccumDType: [sum of nats, rows with a target], added to by loss()
 };
 
 class Model {
@@ -100,9 +105,12 @@ public:
 
   // Runs the blocks and the final norm on tokens (B, T) (host memory, B <= a.B, T <= a.T).
   void forward(Activations& a, std::span<const int32_t> tokens, int64_t B, int64_t T);
-  // Cross-entropy of the last forward() against targets (B, T) (host, < 0 = ignored). With gradients,
-  // also seeds the backward pass: the LM head gradient accumulates and d(final norm) is stored.
-  LossSum loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale);
+  // Adds the cross-entropy of the last forward() against targets (B, T) (host, < 0 = ignored) to a.loss,
+  // on the device. With gradients, also seeds the backward pass: the LM head gradient accumulates and
+  // d(final norm) is stored.
+  void loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale);
+  // The loss added since the last take_loss(), read once after a loop of loss() calls; a sync point.
+  LossSum take_loss(Activations& a) { return sp::take_loss(be_, a.loss); }
   // Accumulates every parameter gradient of the last forward() + loss(with_grad) into grads().
   void backward(Activations& a);
   // Logits (V) of the last position of sequence 0 of the last forward(), into host memory.

@@ -23,6 +23,7 @@ AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64
   master_ = aliased_ ? model.params().slice(shard_begin_, shard_size_) : be.alloc(shard_size_, be.master_dtype());
   m_ = be.alloc(shard_size_, be.master_dtype());
   v_ = be.alloc(shard_size_, be.master_dtype());
+  norm_sq_ = be.alloc(1, kAccumDType);
 }
 
 AdamW::~AdamW() {
@@ -30,6 +31,7 @@ AdamW::~AdamW() {
   if (!aliased_) be.release(master_);
   be.release(m_);
   be.release(v_);
+  be.release(norm_sq_);
   if (grad_shard_) be.release(grad_shard_);
 }
 
@@ -41,10 +43,12 @@ void AdamW::reduce_gradients() {
 
 double AdamW::grad_norm() {
   Backend& be = model_.backend();
-  if (!sharded_) return std::sqrt(be.sum_squares(model_.grads()));
-  std::vector<double> sq = {be.sum_squares(grad_shard_)};
-  comm_.all_reduce_host(sq, ReduceOp::Sum);
-  return std::sqrt(sq[0]);
+  be.fill_zero(norm_sq_);
+  be.sum_squares(norm_sq_, sharded_ ? grad_shard_ : model_.grads());
+  if (sharded_) comm_.all_reduce(norm_sq_, ReduceOp::Sum);  // the shards' sums, still on the device
+  double sq = 0;
+  be.download(std::span<double>(&sq, 1), norm_sq_);  // the one read
+  return std::sqrt(sq);
 }
 
 void AdamW::step(double lr, int64_t step, double grad_scale) {

@@ -35,7 +35,7 @@ public:
   AdamW& operator=(const AdamW&) = delete;
 
   void reduce_gradients();
-  // sqrt of the sum of squares of every (reduced) gradient; a sync point
+  // sqrt of the sum of squares of every (reduced) gradient, summed on the device and read once: a sync point
   double grad_norm();
   // One update with learning rate lr; the gradient is multiplied by grad_scale first (clipping).
   // `step` is the 1-based count of updates, for the bias correction.
@@ -68,6 +68,7 @@ private:
   Buffer master_;                            // (shard_size) master weights
   Buffer m_, v_;                             // (shard_size) moments
   Buffer grad_shard_;                        // (shard_size) reduced gradients, ZeRO-1 only
+  Buffer norm_sq_;                           // (1) kAccumDType: the gradients' sum of squares
 };
 
 // Clipping factor for a gradient norm: min(1, max_norm / norm); 1 when max_norm is 0 (no clipping).

@@ -61,15 +61,13 @@ double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batche
                 Communicator& comm) {
   std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
   val.rewind();
-  LossSum total;
   for (int64_t i = 0; i < batches; ++i) {
     val.next(windows);
     split_windows(windows, B, T, inputs, targets);
     model.forward(acts, inputs, B, T);
-    LossSum l = model.loss(acts, targets, /*with_grad=*/false, 0.0);
-    total.sum += l.sum;
-    total.count += l.count;
+    model.loss(acts, targets, /*with_grad=*/false, 0.0);
   }
+  const LossSum total = model.take_loss(acts);
   std::vector<double> sums = {total.sum, double(total.count)};
   comm.all_reduce_host(sums, ReduceOp::Sum);
   return sums[0] / std::max(1.0, sums[1]);
@@ -328,19 +326,17 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     Stopwatch step_clock;
     const double lr = learning_rate(cfg, step);
     model.zero_grads();
-    LossSum loss;
     const double grad_scale = 1.0 / double(B * T * accum);  // gradients of the mean loss
     for (int64_t micro = 0; micro < accum; ++micro) {
       train_data.next(windows);
       split_windows(windows, B, T, inputs, targets);
       model.forward(acts, inputs, B, T);
-      LossSum l = model.loss(acts, targets, /*with_grad=*/true, grad_scale);
+      model.loss(acts, targets, /*with_grad=*/true, grad_scale);
       model.backward(acts);
-      loss.sum += l.sum;
-      loss.count += l.count;
     }
     // average over ranks, once per step: the gradients, the loss, and whether to stop
     optimizer.reduce_gradients();
+    const LossSum loss = model.take_loss(acts);  // the step's loss, read once
     std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
     comm->all_reduce_host(global, ReduceOp::Sum);
     const double mean_loss = global[0] / global[1];
@@ -359,6 +355,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     state.skipped_total = guard.total_skipped();
     state.skipped_consecutive = guard.consecutive();
 
+    backend->sync();  // the step's last kernels and collectives may still be queued
     const double dt = step_clock.seconds();
     const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
     const double step_mfu = mfu(tokens_per_s * derived.flops_per_token, peak_flops * comm->size());
