@@ -55,7 +55,7 @@ __global__ void sum_parts_kernel(double* out, const double* parts, size_t count)
   double acc = 0;
   for (size_t b = threadIdx.x; b < count; b += kSumThreads) acc += parts[b];
   acc = block_reduce<kSumThreads>(acc, &warp_results[0], SumOp{});
-  if (threadIdx.x == 0) *out = acc;
+  if (threadIdx.x == 0) *out += acc;  // the accumulators of a step add up over its calls
 }
 
 template <bool kSquares>

@@ -42,10 +42,10 @@ void adamw_cuda(float* master, W* weights, const float* grad, float* m, float* v
 size_t sum_scratch_bytes(size_t n);
 inline size_t sum_squares_scratch_bytes(size_t n) { return sum_scratch_bytes(n); }
 
-// out (1, device) = sum of x (n)^2
+// out (1, device) += sum of x (n)^2
 void sum_squares_cuda(double* out, const float* x, size_t n, void* scratch, cudaStream_t stream);
 
-// out (1, device) = sum of x (n)
+// out (1, device) += sum of x (n)
 void sum_cuda(double* out, const float* x, size_t n, void* scratch, cudaStream_t stream);
 
 }  // namespace sp::cuda

@@ -50,9 +50,10 @@ double bf16_value(double x) {
 
 // The dtypes a backend wants for each kind of buffer.
 struct Kinds {
-  DType act, weight, grad, stat;
+  DType act, weight, grad, stat, master;
   explicit Kinds(const Backend& be)
-      : act(be.compute_dtype()), weight(be.param_dtype()), grad(be.param_dtype()), stat(be.compute_dtype()) {}
+      : act(be.activation_dtype()), weight(be.weight_dtype()), grad(be.grad_dtype()), stat(be.stat_dtype()),
+        master(be.master_dtype()) {}
 };
 
 // One op case on one backend: its buffers (released at the end) and its outputs, by name.
@@ -222,9 +223,13 @@ std::vector<OpCase> op_table() {
                  targets[2] = targets[7] = -1;
                  Buffer x = r.input(r.randn(N * C), K.act), w = r.input(r.randn(V * C, 0.5), K.weight);
                  Buffer dx = r.zeros(N * C, K.act), dw = r.input(r.randn(V * C), K.grad);  // dw accumulates
-                 const sp::LossSum l = r.be.lm_head_loss(x, w, r.tokens(targets), N, C, V, dx, dw, 1.0 / 7);
-                 const sp::LossSum e = r.be.lm_head_loss(x, w, r.tokens(targets), N, C, V, Buffer{}, Buffer{}, 0.0);
-                 r.out["loss"] = {l.sum, double(l.count), e.sum, double(e.count)};
+                 // the accumulators add up: with gradients into one, twice without into the other
+                 Buffer with_grad = r.zeros(2, sp::kAccumDType), no_grad = r.zeros(2, sp::kAccumDType);
+                 r.be.lm_head_loss(with_grad, x, w, r.tokens(targets), N, C, V, dx, dw, 1.0 / 7);
+                 for (int i = 0; i < 2; ++i)
+                   r.be.lm_head_loss(no_grad, x, w, r.tokens(targets), N, C, V, Buffer{}, Buffer{}, 0.0);
+                 r.read("loss with gradients", with_grad);
+                 r.read("loss without gradients, twice", no_grad);
                  r.read("dx", dx);
                  r.read("dw", dw);
                  Buffer logits = r.zeros(V, K.stat);
@@ -250,14 +255,20 @@ std::vector<OpCase> op_table() {
   t.push_back({"adamw (n 37, two steps, weight decay, clipping) and sum of squares", [](OpRun& r) {
                  const size_t n = 37;
                  const auto K = r.kinds;
-                 Buffer p = r.input(r.randn(n), K.weight), g = r.input(r.randn(n), K.grad);
-                 Buffer m = r.zeros(n, K.grad), v = r.zeros(n, K.grad);
+                 const Vec init = r.randn(n);
+                 Buffer master = r.input(init, K.master), g = r.input(r.randn(n), K.grad);
+                 Buffer m = r.zeros(n, K.master), v = r.zeros(n, K.master);
+                 // the working copy: a buffer of its own where its dtype differs, else the master itself
+                 Buffer w = K.weight == K.master ? master : r.input(init, K.weight);
                  for (int64_t step = 1; step <= 2; ++step)
-                   r.be.adamw_update(p, g, m, v, sp::AdamWArgs{1e-2, 0.9, 0.95, 1e-8, 0.1, step, 0.5});
-                 r.read("param", p);
+                   r.be.adamw_update(master, w, g, m, v, sp::AdamWArgs{1e-2, 0.9, 0.95, 1e-8, 0.1, step, 0.5});
+                 r.read("master", master);
+                 r.read("weights", w);
                  r.read("m", m);
                  r.read("v", v);
-                 r.out["sum_squares"] = {r.be.sum_squares(g)};
+                 Buffer acc = r.input({0.25}, sp::kAccumDType);  // it accumulates
+                 r.be.sum_squares(acc, g);
+                 r.read("sum_squares", acc);
                }});
   t.push_back({"copy and accumulate (n 1000)", [](OpRun& r) {
                  const size_t n = 1000;
@@ -289,7 +300,7 @@ double rel_err(const Vec& a, const Vec& ref) {
 void check_backend(const std::string& device) {
   auto ref_be = sp::make_backend({"cpu-f64", 2});
   auto be = sp::make_backend({device, 2});
-  const double tol = tolerance(be->compute_dtype());
+  const double tol = tolerance(be->activation_dtype());
   uint64_t seed = 1;
   for (const OpCase& c : op_table()) {
     ++seed;

@@ -376,6 +376,7 @@ TEST_CASE("cuda kernels: sum_squares and sum accumulate in fp64 in a fixed order
       const Scratch scratch(sp::cuda::sum_squares_scratch_bytes(n));
       double first[2] = {};
       for (int run = 0; run < 2; ++run) {
+        cudaMemset(out.p, 0, 2 * sizeof(double));  // the sums accumulate into out
         sp::cuda::sum_squares_cuda(out.p, d_x.p, n, scratch.p(), kStream);
         sp::cuda::sum_cuda(out.p + 1, d_x.p, n, scratch.p(), kStream);
         const double squares = device_double(out.p), sum = device_double(out.p + 1);
@@ -447,9 +448,11 @@ TEST_CASE("cuda kernels: cross_entropy loss and dlogits, ignored rows, as the CP
 
           // the per-row losses add up on the device
           DeviceArray<double> total(1);
+          const double start = 0.5;  // sum_cuda adds to what is there
+          cudaMemcpy(total.p, &start, sizeof start, cudaMemcpyHostToDevice);
           const Scratch scratch(sp::cuda::sum_squares_scratch_bytes(rows));
           sp::cuda::sum_cuda(total.p, row_loss.p, rows, scratch.p(), kStream);
-          CHECK(std::abs(device_double(total.p) - total_ref) <= kTolCudaF32 * total_ref);
+          CHECK(std::abs(device_double(total.p) - start - total_ref) <= kTolCudaF32 * total_ref);
         }
       }
   });

@@ -33,7 +33,7 @@ Decoder::Decoder(Model& model, int64_t capacity, int64_t max_chunk)
   act_ = buf(n * F);
   final_ = buf(n * C);
   final_rstd_ = be_.alloc(n, be_.stat_dtype());
-  logits_ = buf(n * size_t(d_.V));
+  logits_ = be_.alloc(n * size_t(d_.V), be_.stat_dtype());  // fp32 where activations are bf16
   loss_ = be_.alloc(2, kAccumDType);
 }
 

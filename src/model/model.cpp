@@ -142,7 +142,7 @@ Activations Model::make_activations(int64_t B, int64_t T) {
   a.d_gate = buf(N * F);
   a.d_up = buf(N * F);
   a.d_act = buf(N * F);
-  a.logits = buf(size_t(d_.V));
+  a.logits = stat(size_t(d_.V));  // fp32 where activations are bf16: sampling reads them
   a.loss = be_.alloc(2, kAccumDType);
   return a;
 }
