@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -70,7 +71,7 @@ struct Rng {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
   }
-  size_t below(size_t n) { return size_t(next() % n); }
+  size_t below(size_t n) { return size_t((unsigned __int128)next() * n >> 64); }  // no division: this is hot
 };
 
 constexpr size_t kArenaBytes = kMaxSmemPerBlockOptin + 1024;
@@ -83,6 +84,11 @@ struct Block {
   int nthreads = 0, exited = 0;
   std::vector<std::unique_ptr<Fiber>> fibers;
   std::vector<Thread> threads;
+  struct WarpMasks {
+    unsigned waiting = 0;  // lanes waiting at a warp collective
+    unsigned exited = 0;   // lanes that have exited
+  };
+  std::vector<WarpMasks> warps;
   std::vector<int> runnable;
   Rng rng{0};
   std::string error;
@@ -115,6 +121,11 @@ std::string dim_str(uint3 d) {
 std::string loc_str(const Loc& l) {
   std::string f = l.file_name();
   return f.substr(f.find_last_of('/') + 1) + ":" + std::to_string(l.line());
+}
+
+// The same source line (file names are usually the same pointer; compare the text only when not).
+bool same_line(const Loc& a, const Loc& b) {
+  return a.line() == b.line() && (a.file_name() == b.file_name() || std::strcmp(a.file_name(), b.file_name()) == 0);
 }
 
 const char* op_name(WarpOp op) {
@@ -168,14 +179,14 @@ void thread_main(Fiber* f) {
     (*t.block->launch->body)();
     // exiting while lanes of this warp wait for this one at a collective is a wrong mask
     Block& b = *t.block;
-    for (int l = 0; l < 32; ++l) {
-      const int i = t.warp * 32 + l;
-      if (i >= b.nthreads) break;
-      const Thread& o = b.threads[size_t(i)];
-      if (o.state == State::AtWarp && (o.mask >> t.lane & 1u))
+    Block::WarpMasks& w = b.warps[size_t(t.warp)];
+    for (unsigned waiting = w.waiting; waiting; waiting &= waiting - 1) {
+      const Thread& o = b.threads[size_t(t.warp) * 32 + size_t(__builtin_ctz(waiting))];
+      if (o.mask >> t.lane & 1u)
         fault_here("exited while lane " + std::to_string(o.lane) + " waits for it in " + op_name(o.op) + " at " +
                    loc_str(o.wait_loc) + " with mask " + hex(o.mask));
     }
+    w.exited |= 1u << t.lane;
     if (!t.copies.empty())
       fault_here("exited with " + std::to_string(t.copies.size()) + " cp.async copies never waited for");
     t.state = State::Exited;
@@ -211,6 +222,7 @@ void complete_collective(Block& b, Thread& last) {
     last.compute(lanes, mask);
     for (int l = 0; l < 32; ++l)
       if (mask >> l & 1u) b.make_runnable(warp[l]);
+    b.warps[size_t(last.warp)].waiting &= ~mask;
     return;
   }
   uint64_t ballot = 0, sum = 0, mn = ~0ull, mx = 0;
@@ -245,6 +257,7 @@ void complete_collective(Block& b, Thread& last) {
   }
   for (int l = 0; l < 32; ++l)
     if (mask >> l & 1u) b.make_runnable(warp[l]);
+  b.warps[size_t(last.warp)].waiting &= ~mask;
 }
 
 // The lanes of this thread's warp that exist (a block's last warp may be partial).
@@ -278,6 +291,15 @@ std::string deadlock_report(const Block& b) {
 
 // "" when every waiting thread waits at the same __syncthreads; else where they wait, with counts.
 std::string barrier_sites(const Block& b) {
+  const Thread* first = nullptr;
+  bool differ = false;
+  for (int i = 0; i < b.nthreads && !differ; ++i) {
+    const Thread& t = b.threads[size_t(i)];
+    if (t.state != State::AtBarrier) continue;
+    if (!first) first = &t;
+    else differ = !same_line(first->wait_loc, t.wait_loc);
+  }
+  if (!differ) return "";
   std::map<std::string, int> sites;
   for (int i = 0; i < b.nthreads; ++i)
     if (b.threads[size_t(i)].state == State::AtBarrier) ++sites[loc_str(b.threads[size_t(i)].wait_loc)];
@@ -305,6 +327,7 @@ void run_block(Block& b, const Launch& L, uint3 idx, uint64_t linear_block) {
   std::memset(b.arena.get(), kPoison, std::max(b.arena_touched, L.dynamic_smem));
   b.arena_touched = std::max(b.arena_touched, L.dynamic_smem);
   b.runnable.clear();
+  b.warps.assign(size_t(n + 31) / 32, Block::WarpMasks{});
   for (int i = 0; i < n; ++i) {
     Thread& t = b.threads[size_t(i)];
     t.block = &b;
@@ -441,23 +464,19 @@ uint64_t rendezvous(WarpOp op, const char* instruction, WarpCompute compute, uns
   };
   if (!(mask >> t.lane & 1u)) fault(what() + " does not name the calling lane " + std::to_string(t.lane), loc);
   if (mask & ~existing_lanes(blk, t)) fault(what() + " names lanes beyond the block's last thread", loc);
-  Thread* warp = &blk.threads[size_t(t.warp) * 32];
-  int arrived = 1, members = 0;
-  for (int l = 0; l < 32; ++l) {
-    if (!(mask >> l & 1u)) continue;
-    ++members;
-    if (l == t.lane) continue;
-    const Thread& o = warp[l];
-    if (o.state == State::Exited) fault(what() + " names lane " + std::to_string(l) + ", which has exited", loc);
-    if (o.state != State::AtWarp) continue;
-    if (o.op != op || o.mask != mask || o.instruction != instruction || o.wait_loc.line() != loc.line() ||
-        std::strcmp(o.wait_loc.file_name(), loc.file_name()) != 0)
+  Block::WarpMasks& w = blk.warps[size_t(t.warp)];
+  if (const unsigned gone = mask & w.exited)
+    fault(what() + " names lane " + std::to_string(__builtin_ctz(gone)) + ", which has exited", loc);
+  // Lanes of the mask already waiting were checked against each other as they arrived: compare with one.
+  if (const unsigned others = mask & w.waiting) {
+    const int l = __builtin_ctz(others);
+    const Thread& o = blk.threads[size_t(t.warp) * 32 + size_t(l)];
+    if (o.op != op || o.mask != mask || o.instruction != instruction || !same_line(o.wait_loc, loc))
       fault(what() + " while lane " + std::to_string(l) + " waits in " + (o.instruction ? o.instruction : op_name(o.op)) +
-                " with mask " + hex(o.mask) +
-                " at " + loc_str(o.wait_loc) + ": divergent warp collectives",
+                " with mask " + hex(o.mask) + " at " + loc_str(o.wait_loc) + ": divergent warp collectives",
             loc);
-    ++arrived;
   }
+  w.waiting |= 1u << t.lane;
   t.state = State::AtWarp;
   t.op = op;
   t.mask = mask;
@@ -467,7 +486,7 @@ uint64_t rendezvous(WarpOp op, const char* instruction, WarpCompute compute, uns
   t.wait_loc = loc;
   t.instruction = instruction;
   t.compute = compute;
-  if (arrived == members) complete_collective(blk, t);
+  if ((w.waiting & mask) == mask) complete_collective(blk, t);
   t.fiber->yield();
   return t.result;
 }
@@ -517,10 +536,45 @@ bool in_shared(const void* p, size_t bytes) {
 
 // ---- host-side entry points (runtime.h) ----
 
+namespace {
+// SOFTPICK_EMU_PROFILE=1: the launches and emulated time per kernel, printed at exit (for sizing tests).
+struct Profile {
+  struct Entry {
+    uint64_t launches = 0;
+    double seconds = 0;
+  };
+  std::mutex mutex;
+  std::map<std::string, Entry> kernels;
+  const bool on = std::getenv("SOFTPICK_EMU_PROFILE") != nullptr;
+  ~Profile() {
+    if (!on || kernels.empty()) return;
+    std::vector<std::pair<std::string, Entry>> rows(kernels.begin(), kernels.end());
+    std::sort(rows.begin(), rows.end(), [](auto& a, auto& b) { return a.second.seconds > b.second.seconds; });
+    std::fprintf(stderr, "cuda-emu profile (emulated time, not a GPU's):\n");
+    for (const auto& [name, e] : rows)
+      std::fprintf(stderr, "  %10.3f s %8llu launches  %s\n", e.seconds, (unsigned long long)e.launches, name.c_str());
+  }
+};
+Profile g_profile;
+}  // namespace
+
 void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t,
                    Site site, const KernelBody& body) {
   Launch L{name, site, grid, block, dynamic_smem, &body, 0};
   if (!check_launch(func, L)) return;
+  const auto start = std::chrono::steady_clock::now();
+  struct Record {  // on every way out, faults included
+    const char* name;
+    std::chrono::steady_clock::time_point start;
+    ~Record() {
+      if (!g_profile.on) return;
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::lock_guard<std::mutex> lock(g_profile.mutex);
+      auto& e = g_profile.kernels[name];
+      ++e.launches;
+      e.seconds += s;
+    }
+  } record{name, start};
   L.seed = g_seed.load() * 0x9e3779b97f4a7c15ull + g_launches.fetch_add(1);
   const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
   auto run = [&](uint64_t i) {
