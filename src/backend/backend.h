@@ -77,6 +77,8 @@ public:
   virtual void download(std::span<float> dst, Buffer src) = 0;
   virtual void download(std::span<double> dst, Buffer src) = 0;
   virtual void sync() = 0;
+  // The stream the backend enqueues on (a cudaStream_t), for the NCCL communicator; null on the CPU.
+  virtual void* native_stream() { return nullptr; }
 
   // ---- elementwise (residual stream) ----
   virtual void fill_zero(Buffer x) = 0;

@@ -67,6 +67,7 @@ public:
   void download(std::span<float> dst, Buffer src) override { cuda::download(dst, src, stream_); }
   void download(std::span<double> dst, Buffer src) override { cuda::download(dst, src, stream_); }
   void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void* native_stream() override { return stream_; }
 
   // ---- elementwise ----
   void fill_zero(Buffer x) override {

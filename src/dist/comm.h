@@ -58,6 +58,12 @@ Communicator& single_process();
 std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, void* stream,
                                                      double timeout_s);
 
+// The communicator for a job's gradients on `backend` (distributed.backend): "auto" is NCCL on a GPU and
+// the launcher's (MPI or single) on a CPU. One process keeps `launcher` whatever the choice. Fails with a
+// message for a choice that cannot work (NCCL on the CPU; MPI on GPU buffers).
+std::unique_ptr<Communicator> communicator_for(std::unique_ptr<Communicator> launcher, const std::string& choice,
+                                               Backend& backend);
+
 // Ends every rank of the job now (MPI_Abort), after the caller has reported why. No-op for one process.
 [[noreturn]] void abort_job(int exit_code);
 

@@ -145,4 +145,16 @@ std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicato
 
 #endif
 
+std::unique_ptr<Communicator> communicator_for(std::unique_ptr<Communicator> launcher, const std::string& choice,
+                                               Backend& backend) {
+  const bool gpu = backend.native_stream() != nullptr;
+  if (choice == "nccl" && !gpu)
+    usage_fail("distributed.backend = \"nccl\" needs training.device = cuda; use auto or mpi on the CPU");
+  if (choice == "mpi" && gpu && launcher->size() > 1)
+    usage_fail("distributed.backend = \"mpi\" cannot reduce GPU buffers; use auto or nccl with training.device = cuda");
+  if (!gpu || launcher->size() == 1) return launcher;
+  constexpr double kCollectiveTimeoutS = 600;  // a peer that died or hangs ends the job after this long
+  return make_nccl_communicator(std::move(launcher), backend.native_stream(), kCollectiveTimeoutS);
+}
+
 }  // namespace sp

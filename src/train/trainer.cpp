@@ -205,6 +205,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   const int threads = cfg.training.threads ? int(*cfg.training.threads)
                                            : std::max(1, omp_get_num_procs() / comm->local_size());
   auto backend = make_backend({cfg.training.device, threads, comm->local_rank()});
+  comm = communicator_for(std::move(comm), cfg.distributed.backend, *backend);  // NCCL between GPUs
   const std::filesystem::path run_dir(cfg.training.run_dir);
   std::optional<std::string> resume_dir;
   if (rank0) {  // only rank 0 touches the run directory
@@ -274,10 +275,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     spdlog::warn("lr_scheduler.warmup_steps ({}) exceeds training.steps ({}): the learning rate never reaches "
                  "optimizer.lr", cfg.lr_scheduler.warmup_steps, cfg.training.steps);
   const double peak_flops = backend->peak_flops();  // per rank
-  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) x {} threads{}, backend {}",
+  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) ({}) x {} threads{}, backend {}",
                derived.params_total, derived.params_non_embedding, cfg.model.attention,
-               cfg.model.ssmax ? " + SSMax" : "", comm->size(), threads, optimizer.sharded() ? ", ZeRO-1" : "",
-               backend->name());
+               cfg.model.ssmax ? " + SSMax" : "", comm->size(), comm->name(), threads,
+               optimizer.sharded() ? ", ZeRO-1" : "", backend->name());
   spdlog::info("data: {} train tokens in {} windows, {} val batches; {} tokens per step", train_data.total_tokens(),
                train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank * comm->size());
   spdlog::log(peak_flops > 0 ? spdlog::level::info : spdlog::level::warn, "{}", peak_summary(*backend));
