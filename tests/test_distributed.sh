@@ -71,7 +71,7 @@ run two_b4_zero1 2 --training.batch_size=4 --distributed.zero_stage=1 --logging.
 check "2 ranks x B=4 equals 1 rank x B=8" same_losses two_b4 one_b8
 check "1 rank x B=4 x 2 accumulation steps equals 1 rank x B=8" same_losses one_b4_accum2 one_b8
 check "ZeRO-1 equals zero_stage 0 on 2 ranks" same_losses two_b4_zero1 two_b4
-check "the 2-rank run sharded the optimizer state" grep -q "2 rank(s) x 1 threads, ZeRO-1" "$work/two_b4_zero1.log"
+check "the 2-rank run sharded the optimizer state" grep -q "2 rank(s) (mpi) x 1 threads, ZeRO-1" "$work/two_b4_zero1.log"
 check "only rank 0 writes checkpoints and metrics" test -f "$work/two_b4_zero1/checkpoints/step_00000020/model.safetensors"
 
 # resume across world sizes: 2 ranks (ZeRO-1) stop at step 10 -> 1 rank (B = 8) stops at step 15 -> 2 ranks

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Training on the CUDA backend (on the CUDA execution harness without a GPU, on the device with one):
+# the demo configs follow the CPU's loss curve, checkpoints move between cuda and cpu runs in both
+# directions, and 2 ranks over NCCL equal one process with the doubled batch, with and without ZeRO-1.
+# Usage: tests/test_cuda_training.sh BUILD/softpick
+#
+# Tolerances (relative, per step's train loss):
+#   * cuda against cpu: 2e-2. The CUDA backend keeps activations and working weights in bf16 (8 bits of
+#     mantissa), the CPU in fp32; at the demo's learning rate the two trajectories drift apart slowly
+#     (about 1e-3 after 20 steps, measured).
+#   * 2 ranks against 1 on cuda: 1e-4. Each row's bf16 arithmetic is the same; only the fp32 sums of the
+#     weight gradients over rows run in another order.
+# The runs use small batches and skip the periodic analysis and samples: under the harness every kernel
+# runs on the CPU, a few hundred times slower than the CPU backend.
+set -uo pipefail
+SOFTPICK="$(realpath "$1")"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+check() {  # check NAME COMMAND...
+  local name="$1"
+  shift
+  if "$@"; then
+    echo "ok   $name"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $name"
+    failed=$((failed + 1))
+  fi
+}
+
+python3 - "$work" <<'PY'
+import random, struct, sys
+random.seed(5)
+for name, n in (("train", 100000), ("val", 10000)):
+    t = [1 if random.random() < 0.02 else random.randint(3, 200) for _ in range(n)]
+    h = [0] * 256
+    h[0], h[1], h[2] = 20240520, 1, n
+    open(f"{sys.argv[1]}/d_{name}.bin", "wb").write(struct.pack("<256i", *h) + struct.pack(f"<{n}H", *t))
+PY
+
+quiet=(--data.train_files="$work/d_train.bin" --data.val_files="$work/d_val.bin" --logging.analysis_interval=null
+       --logging.sample_interval=1000000 --logging.eval_tokens=1024 --logging.log_interval=1 --logging.level=info
+       --training.threads=2)
+run() {  # run NAME CONFIG ARGS...: a training run into $work/NAME
+  local name="$1" config="$2"
+  shift 2
+  "$SOFTPICK" train "$config" "${quiet[@]}" --training.run_dir="$work/$name" "$@" >>"$work/$name.log" 2>&1
+}
+close_losses() {  # close_losses A B TOL [FROM]: train losses of the steps both have (from step FROM) within TOL
+  python3 - "$work/$1/metrics.jsonl" "$work/$2/metrics.jsonl" "$3" "${4:-0}" <<'PY'
+import json, sys
+def losses(p):
+    return {r["step"]: r["loss"] for r in map(json.loads, open(p)) if r["type"] == "train"}
+a, b, tol, start = losses(sys.argv[1]), losses(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+steps = [s for s in sorted(set(a) & set(b)) if s >= start]
+if not steps or sorted(a) != sorted(b):
+    sys.exit(f"steps differ: {sorted(a)} vs {sorted(b)}")
+worst = max(abs(a[s] - b[s]) / abs(b[s]) for s in steps)
+print(f"     {len(steps)} steps, largest relative difference {worst:.2e} (tolerance {tol:g})")
+sys.exit(0 if worst <= tol else 1)
+PY
+}
+
+# ---- the demo configs: 50 steps on cuda follow the CPU ----
+for cfg in demo_softpick demo_softmax; do
+  for dev in cpu cuda; do
+    run "${cfg}_$dev" "$ROOT/configs/$cfg.json" --training.device=$dev --training.steps=50 --training.batch_size=4 \
+      --logging.eval_interval=25
+  done
+  check "$cfg: 50 steps on cuda follow the cpu loss curve" close_losses "${cfg}_cuda" "${cfg}_cpu" 2e-2
+  # random tokens of 198 kinds: from ln(259) = 5.56 towards ln(198) = 5.29 at best
+  check "$cfg: the cuda run learned the token distribution (loss fell by 3%)" python3 -c "
+import json, sys
+l = [r['loss'] for r in map(json.loads, open('$work/${cfg}_cuda/metrics.jsonl')) if r['type'] == 'train']
+sys.exit(0 if l[-1] < 0.97 * l[0] else 1)"
+done
+
+# ---- checkpoints move between devices: cuda -> cpu and cpu -> cuda ----
+# Each hop trains steps 0-5 on one device (a checkpoint at step 6) and then 6-11 on the other; the steps
+# after the hop must follow a straight run on the second device started from the same weights.
+tiny=("$ROOT/tests/configs/tiny.json" --model.hidden_size=64 --model.num_heads=2 --model.num_kv_heads=1
+      --training.steps=12 --checkpoint.interval=6 --lr_scheduler.warmup_steps=2 --logging.eval_interval=6)
+for pair in "cuda cpu" "cpu cuda"; do
+  set -- $pair
+  first=$1 second=$2
+  SOFTPICK_FAULT=error-at-step:6 run "hop_${first}_${second}" "${tiny[@]}" --training.device=$first
+  run "hop_${first}_${second}" "${tiny[@]}" --training.device=$second
+  check "a $first checkpoint resumes on $second" grep -q "resuming from .*step_00000006" "$work/hop_${first}_${second}.log"
+  run "straight_$first" "${tiny[@]}" --training.device=$first
+  check "after the hop, $second continues the $first run's curve" close_losses "hop_${first}_${second}" "straight_$first" 2e-2 6
+done
+
+# ---- 2 GPUs over NCCL equal one GPU with the doubled batch; ZeRO-1 equals stage 0 ----
+if command -v mpirun >/dev/null; then
+  run one_b8 "${tiny[@]}" --training.device=cuda --training.batch_size=8
+  for z in 0 1; do
+    mpirun -np 2 --bind-to none "$SOFTPICK" train "${tiny[@]}" "${quiet[@]}" --training.device=cuda \
+      --training.batch_size=4 --distributed.zero_stage=$z --training.run_dir="$work/two_b4_z$z" >"$work/two_b4_z$z.log" 2>&1
+  done
+  check "2 ranks reduce over NCCL" grep -q "2 rank(s) (nccl)" "$work/two_b4_z1.log"
+  check "2 cuda ranks x B=4 equal 1 cuda rank x B=8" close_losses two_b4_z0 one_b8 1e-4
+  check "ZeRO-1 equals zero_stage 0 on 2 cuda ranks" close_losses two_b4_z1 two_b4_z0 1e-4
+fi
+
+if [ "$failed" -ne 0 ]; then
+  for f in "$work"/*.log; do echo "---- $f"; tail -n 12 "$f"; done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
