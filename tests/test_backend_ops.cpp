@@ -323,8 +323,14 @@ TEST_CASE("backend ops: cpu (f32) against cpu-f64", "[unit]") { check_backend("c
 
 #ifdef SOFTPICK_HAVE_CUDA_BACKEND
 #ifdef SOFTPICK_CUDA_EMU
-TEST_CASE("backend ops: cuda (on the CUDA execution harness) against cpu-f64", "[cuda]") { check_backend("cuda"); }
+TEST_CASE("backend ops: cuda (on the CUDA execution harness) against cpu-f64", "[cuda]") {
+  check_backend("cuda");
+  check_backend("cuda-f32");
+}
 #else
-TEST_CASE("backend ops: cuda against cpu-f64", "[gpu]") { check_backend("cuda"); }
+TEST_CASE("backend ops: cuda against cpu-f64", "[gpu]") {
+  check_backend("cuda");
+  check_backend("cuda-f32");
+}
 #endif
 #endif

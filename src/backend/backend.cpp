@@ -34,9 +34,9 @@ Buffer Buffer::slice(size_t offset, size_t n) const {
 std::unique_ptr<Backend> make_backend(const BackendOptions& opt) {
   if (opt.device == "cpu") return make_cpu_backend(DType::F32, opt.threads);
   if (opt.device == "cpu-f64") return make_cpu_backend(DType::F64, opt.threads);
-  if (opt.device == "cuda") {
+  if (opt.device == "cuda" || opt.device == "cuda-f32") {
 #ifdef SOFTPICK_HAVE_CUDA_BACKEND
-    return make_cuda_backend(opt.local_rank);
+    return make_cuda_backend(opt.local_rank, opt.device == "cuda" ? DType::BF16 : DType::F32);
 #else
     usage_fail("training.device = \"cuda\": this softpick was built without the CUDA backend; rebuild with nvcc "
                "available (cmake -DSOFTPICK_CUDA=ON) or use training.device=cpu (--device=cpu for eval, sample, "

@@ -57,7 +57,7 @@ class Backend {
 public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
-  // cpu: all f32; cpu-f64: all f64; cuda: bf16 weights and activations, f32 for the rest
+  // cpu: all f32; cpu-f64: all f64; cuda: bf16 weights and activations, f32 for the rest; cuda-f32: all f32
   virtual DType weight_dtype() const = 0;      // the working copy of the weights, read by the layers
   virtual DType grad_dtype() const = 0;        // parameter gradients
   virtual DType activation_dtype() const = 0;  // activations and their gradients
@@ -127,7 +127,9 @@ public:
 };
 
 struct BackendOptions {
-  std::string device = "cpu";  // training.device ("cpu", "cuda"), or "cpu-f64": the fp64 reference of tests
+  // training.device ("cpu", "cuda"), or for tests "cpu-f64" (the fp64 reference) and "cuda-f32" (the CUDA
+  // backend with fp32 weights and activations: the GPU code path without bf16 rounding)
+  std::string device = "cpu";
   int threads = 0;             // CPU threads; <= 0 keeps the OpenMP default (all cores)
   int local_rank = 0;          // the process's rank within its node: the GPU a CUDA backend uses
 };

@@ -32,7 +32,8 @@ using cuda::with_float_type;
 
 class CudaBackend final : public Backend {
 public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, DType precision) : device_(device), precision_(precision) {
+    SP_ASSERT(precision == DType::BF16 || precision == DType::F32, "the CUDA backend computes in bf16 or f32");
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
@@ -46,11 +47,14 @@ public:
     cudaStreamDestroy(stream_);
   }
 
-  std::string name() const override { return fmt::format("cuda:{} ({})", device_, prop_.name); }
+  std::string name() const override {
+    return fmt::format("cuda:{}{} ({})", device_, precision_ == DType::F32 ? " f32" : "", prop_.name);
+  }
   // the precision policy of docs/architecture.md: bf16 working weights and activations, fp32 for the rest
-  DType weight_dtype() const override { return DType::BF16; }
+  // (precision F32, "cuda-f32": fp32 everywhere, for tests of the GPU code path without bf16 rounding)
+  DType weight_dtype() const override { return precision_; }
   DType grad_dtype() const override { return DType::F32; }
-  DType activation_dtype() const override { return DType::BF16; }
+  DType activation_dtype() const override { return precision_; }
   DType stat_dtype() const override { return DType::F32; }
   DType master_dtype() const override { return DType::F32; }
   double peak_flops() const override { return peak_; }
@@ -241,6 +245,7 @@ private:
   }
 
   int device_;
+  DType precision_;
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
@@ -281,14 +286,14 @@ void CudaBackend::lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, 
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_ordinal) {
+std::unique_ptr<Backend> make_cuda_backend(int device_ordinal, DType precision) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     (void)cudaGetLastError();
     usage_fail("training.device = \"cuda\": no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
                "or use training.device=cpu");
   }
-  return std::make_unique<CudaBackend>(device_ordinal % devices);
+  return std::make_unique<CudaBackend>(device_ordinal % devices, precision);
 }
 
 }  // namespace sp
