@@ -12,14 +12,14 @@
 //     stat_dtype() for per-row statistics (RMSNorm rstd, attention lse), master_dtype() for the optimizer's
 //     master weights and AdamW moments. On the CPU they all coincide (f32, or f64 for gradient checks); the
 //     CUDA backend reads bf16 weights and activations. Token and target buffers are I32.
-//   * Calls may run asynchronously (the CUDA backend enqueues them, in call order, on one stream). The only
-//     sync points are download() and sync(); upload() returns once its host data may be reused, without
-//     waiting for the work queued before it (a CUDA backend stages the copy). Results the host needs once
-//     per step (the loss, the gradient norm) accumulate in small device buffers of kAccumDType that the
-//     caller reads after its loop, so the micro-batches of a step have no sync point among them.
-//   * No streams or events in the interface yet: every call runs in order on the backend's one stream.
-//     The CUDA backend will need them inside (NCCL on a stream of its own overlapping the backward pass,
-//     copying the next batch in while this one runs); they join the interface when a caller needs them.
+//   * Calls may run asynchronously (the CUDA backend enqueues them, in call order, on one stream). The
+//     sync points are download() and sync(); upload() returns once its host data may be reused (the CUDA
+//     backend's upload still waits for the stream: its tokens and targets are small; staging the copy is a
+//     later optimisation). Results the host needs once per step (the loss, the gradient norm) accumulate in
+//     small device buffers of kAccumDType that the caller reads after its loop.
+//   * One stream per backend, exposed only for the NCCL communicator (native_stream()). Streams and events
+//     join the interface when a caller needs them (NCCL overlapping the backward pass, copying the next
+//     batch in while this one runs).
 //   * Shapes and the forward/backward conventions (which gradients overwrite, which accumulate) are those of
 //     the CPU reference headers named next to each group; the backend checks sizes.
 #pragma once

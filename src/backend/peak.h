@@ -1,4 +1,4 @@
-// The peak rates MFU is measured against (design §5), in FLOP/s, one source per kind of device:
+// The peak rates MFU is measured against (FLOPs per token as in docs/architecture.md), in FLOP/s, one source per kind of device:
 //   * a CPU has no published figure that fits a given machine and thread count, so its fp32 GEMM rate is
 //     measured: the best sgemm rate of 1024^3 and 2048^3 products, about 0.6 s, once per process;
 //   * a GPU's is NVIDIA's published dense (not 2:4 sparse) bf16 tensor-core peak, looked up by name.

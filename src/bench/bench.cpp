@@ -143,10 +143,15 @@ void run_bench(const Config& cfg, const BenchOptions& opt) {
   if (cfg.training.threads) omp_set_num_threads(int(*cfg.training.threads));
   std::printf("machine: %d threads, backend %s; %s\n", omp_get_max_threads(), backend->name().c_str(),
               peak_summary(*backend).c_str());
+#ifdef SOFTPICK_CUDA_EMU
+  if (backend->name().find("cuda") != std::string::npos)
+    std::printf("NOTE: this build runs the CUDA backend on the CUDA execution harness: the cuda times below are\n"
+                "emulated on the CPU and say nothing about a GPU (docs/cuda_harness.md)\n");
+#endif
   // attention first, while the process's peak RSS is still its own
   if (opt.attention) bench_attention(cfg, opt);
   if (opt.train) {
-    std::printf("\ntraining step: B=%lld, T=%lld, attention %s; GFLOP/s = tokens/s x FLOPs/token (design section 5)\n",
+    std::printf("\ntraining step: B=%lld, T=%lld, attention %s; GFLOP/s = tokens/s x FLOPs/token (6 N + 12 L H D T)\n",
                 (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str());
     std::printf("('MFU' counts attention as 12 L H D T FLOPs per token, the PaLM convention, which does not halve\n"
                 "for the causal mask; 'causal' counts only the work actually done, 6 L H D T)\n");

@@ -1,4 +1,4 @@
-// Run configuration: plain structs with the paper's recipe as defaults (design §3.3), one visitor that
+// Run configuration: plain structs with the paper's recipe as defaults (docs/configs.md), one visitor that
 // lists every key once, and the functions that load, override, validate and print it.
 //
 // Every key lives in exactly one place: visit_fields() below. Loading, command-line overrides, type and
@@ -194,7 +194,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"distributed", "zero_stage", "0: every rank keeps the optimizer state, 1: sharded across ranks (ZeRO-1)", 0, 1}, x.zero_stage);
 }
 
-// Values computed from the config (design §3.3, §5). Filled by resolve().
+// Values computed from the config (parameter counts, FLOPs per token). Filled by resolve().
 struct Derived {
   int64_t head_dim = 0;               // D = C / H
   int64_t params_total = 0;

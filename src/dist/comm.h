@@ -59,8 +59,8 @@ std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicato
                                                      double timeout_s);
 
 // The communicator for a job's gradients on `backend` (distributed.backend): "auto" is NCCL on a GPU and
-// the launcher's (MPI or single) on a CPU. One process keeps `launcher` whatever the choice. Fails with a
-// message for a choice that cannot work (NCCL on the CPU; MPI on GPU buffers).
+// the launcher's (MPI or single) on a CPU; a single process keeps `launcher`. Fails with a message for a
+// choice that cannot work (NCCL on the CPU, even for one process; MPI on the GPU buffers of several ranks).
 std::unique_ptr<Communicator> communicator_for(std::unique_ptr<Communicator> launcher, const std::string& choice,
                                                Backend& backend);
 

@@ -1,4 +1,4 @@
-// Throughput accounting (design §5): MFU against the backend's peak (Backend::peak_flops), as the trainer
+// Throughput accounting: MFU against the backend's peak (Backend::peak_flops), as the trainer
 // and `softpick bench` report it, and a stopwatch.
 #pragma once
 
