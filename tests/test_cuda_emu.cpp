@@ -199,7 +199,7 @@ TEST_CASE("harness: 3-D grids and blocks cover every thread once", "[cuda]") {
   for (int h : hits.host()) REQUIRE(h == 1);
 }
 
-TEST_CASE("harness: __syncthreads orders shared memory; without it the random fiber order shows the race", "[cuda]") {
+TEST_CASE("harness: __syncthreads orders shared memory, and without it the random fiber order shows the race", "[cuda]") {
   SeedGuard guard;
   const int blocks = 4, threads = 256;
   std::vector<float> in(blocks * threads);
