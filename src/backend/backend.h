@@ -71,6 +71,12 @@ public:
   // ---- memory ----
   virtual Buffer alloc(size_t numel, DType dt) = 0;  // zero-filled
   virtual void release(Buffer b) = 0;
+  // Bytes the backend holds for buffers (and, on a GPU, its scratch), now and at most so far: what
+  // `softpick config` predicts per rank (src/dist/memory.h).
+  struct MemoryUse {
+    size_t in_use = 0, peak = 0;
+  };
+  virtual MemoryUse memory_use() const = 0;
   virtual void upload(Buffer dst, std::span<const float> src) = 0;  // converts to dst's dtype
   virtual void upload(Buffer dst, std::span<const double> src) = 0;
   virtual void upload(Buffer dst, std::span<const int32_t> src) = 0;

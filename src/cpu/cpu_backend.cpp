@@ -71,9 +71,15 @@ public:
     void* p = std::aligned_alloc(64, bytes);
     if (!p) fail("out of memory: cannot allocate {} MiB on the CPU", bytes >> 20);
     std::memset(p, 0, bytes);
+    memory_.in_use += bytes;
+    memory_.peak = std::max(memory_.peak, memory_.in_use);
     return Buffer{p, numel, dt};
   }
-  void release(Buffer b) override { std::free(b.ptr); }
+  void release(Buffer b) override {
+    if (b.ptr) memory_.in_use -= std::max<size_t>(64, (b.numel * dtype_size(b.dtype) + 63) / 64 * 64);
+    std::free(b.ptr);
+  }
+  MemoryUse memory_use() const override { return memory_; }
 
   void upload(Buffer dst, std::span<const float> src) override { convert_in(dst, src); }
   void upload(Buffer dst, std::span<const double> src) override { convert_in(dst, src); }
@@ -241,6 +247,7 @@ public:
   }
 
 private:
+  MemoryUse memory_;
   // Calls f with a value of the float type dt, so the generic lambdas above pick the instantiation.
   template <class F>
   static void typed_as(DType dt, F&& f) {

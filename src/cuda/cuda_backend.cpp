@@ -65,6 +65,7 @@ public:
   // ---- memory ----
   Buffer alloc(size_t numel, DType dt) override { return memory_.alloc(numel, dt, stream_); }
   void release(Buffer b) override { memory_.release(b); }
+  MemoryUse memory_use() const override { return {memory_.in_use(), memory_.peak()}; }
   void upload(Buffer dst, std::span<const float> src) override { cuda::upload(dst, src, stream_); }
   void upload(Buffer dst, std::span<const double> src) override { cuda::upload(dst, src, stream_); }
   void upload(Buffer dst, std::span<const int32_t> src) override { cuda::upload(dst, src, stream_); }
@@ -250,7 +251,7 @@ private:
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
   cuda::DeviceMemory memory_;
-  cuda::Scratch scratch_;
+  cuda::Scratch scratch_{memory_};
   double peak_ = 0;
 };
 

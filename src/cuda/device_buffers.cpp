@@ -88,14 +88,23 @@ void DeviceMemory::release(Buffer b) {
   in_use_ -= std::max<size_t>(1, b.numel * dtype_size(b.dtype));
 }
 
+void DeviceMemory::count(size_t bytes) {
+  in_use_ += bytes;
+  peak_ = std::max(peak_, in_use_);
+}
+
+void DeviceMemory::uncount(size_t bytes) { in_use_ -= bytes; }
+
 void* Scratch::get(size_t bytes, cudaStream_t stream, size_t slot) {
   SP_ASSERT(slot < kSlots, "scratch slot {}", slot);
   if (bytes > size_[slot]) {
     CUDA_CHECK(cudaStreamSynchronize(stream));  // earlier work may still read the old block
     if (ptr_[slot]) CUDA_CHECK(cudaFree(ptr_[slot]));
+    accounting_.uncount(size_[slot]);
     const size_t grown = std::max(bytes, size_[slot] * 3 / 2);
     CUDA_CHECK(cudaMalloc(&ptr_[slot], grown));
     size_[slot] = grown;
+    accounting_.count(grown);
   }
   return ptr_[slot];
 }
@@ -103,6 +112,7 @@ void* Scratch::get(size_t bytes, cudaStream_t stream, size_t slot) {
 void Scratch::release() {
   for (size_t i = 0; i < kSlots; ++i) {
     if (ptr_[i]) cudaFree(ptr_[i]);
+    accounting_.uncount(size_[i]);
     ptr_[i] = nullptr;
     size_[i] = 0;
   }

@@ -47,6 +47,8 @@ public:
   void release(Buffer b);
   size_t in_use() const { return in_use_; }
   size_t peak() const { return peak_; }
+  void count(size_t bytes);    // memory allocated elsewhere (the scratch slots)
+  void uncount(size_t bytes);
 
 private:
   size_t in_use_ = 0, peak_ = 0;
@@ -57,6 +59,7 @@ private:
 class Scratch {
 public:
   static constexpr size_t kSlots = 4;
+  explicit Scratch(DeviceMemory& accounting) : accounting_(accounting) {}
   void* get(size_t bytes, cudaStream_t stream, size_t slot = 0);
   Buffer buffer(size_t numel, DType dt, cudaStream_t stream, size_t slot = 0) {
     return Buffer{get(numel * dtype_size(dt), stream, slot), numel, dt};
@@ -65,6 +68,7 @@ public:
   size_t bytes() const;
 
 private:
+  DeviceMemory& accounting_;
   std::array<void*, kSlots> ptr_{};
   std::array<size_t, kSlots> size_{};
 };

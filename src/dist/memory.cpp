@@ -2,6 +2,7 @@
 
 #include "model/params.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace sp {
@@ -12,9 +13,11 @@ namespace {
 struct Precision {
   double weight, grad, master, activation, stat;
   bool master_is_weights;  // the weight and master dtypes agree: AdamW updates the weights in place
+  double lm_head_logit;    // bytes per element of the LM head's (256, V) chunk: fp32, plus a bf16 copy on GPUs
+  bool reduction_scratch;  // the GPU's fixed-order reductions keep per-block partials in scratch memory
 };
-constexpr Precision kCpuPrecision{4, 4, 4, 4, 4, true};
-constexpr Precision kGpuPrecision{2, 4, 4, 2, 4, false};
+constexpr Precision kCpuPrecision{4, 4, 4, 4, 4, true, 4, false};
+constexpr Precision kGpuPrecision{2, 4, 4, 2, 4, false, 6, true};
 
 // Elements kept per token by Model::forward for the backward pass, plus the shared gradient scratch
 // (src/model/model.h, Activations): activations, and the statistics rstd and lse.
@@ -34,14 +37,21 @@ MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
   const double P = double(flat_size(param_specs(c.model)));
   const bool zero = c.distributed.zero_stage == 1 && W > 1;
   const double shard = zero ? P / W : P;  // elements of the optimizer state on this rank
-  const double tokens = double(c.training.batch_size * c.training.seq_len);
+  const double T = double(c.training.seq_len), tokens = double(c.training.batch_size) * T;
   const ActivationElements a = activation_elements_per_token(c.model);
-  const double lm_head_scratch = 256.0 * double(c.model.vocab_size);  // (256, V) logits
   MemoryBreakdown m;
   m.weights = p.weight * P;
   m.gradients = p.grad * (P + (zero ? shard : 0));  // plus the reduced shard under ZeRO-1
   m.optimizer = shard * (2 + (p.master_is_weights ? 0 : 1)) * p.master;  // moments (+ master)
-  m.activations = tokens * (p.activation * a.values + p.stat * a.stats) + p.activation * lm_head_scratch;
+  // the batch's activations and those of one sequence (the training loop's samples)
+  m.activations = (tokens + T) * (p.activation * a.values + p.stat * a.stats);
+  m.activations += p.lm_head_logit * std::min(256.0, tokens) * double(c.model.vocab_size);  // the LM head's chunk
+  if (p.reduction_scratch) {
+    const double C = double(c.model.hidden_size), H = double(c.model.num_heads);
+    m.activations += 8 * tokens;  // the LM head's per-row losses and target flags
+    // one slot shared by RMSNorm's dw partials (at most 512 parts, fp64) and attention's delta (B, H, T)
+    m.activations += std::max(8 * std::min(512.0, tokens) * C, 4 * tokens * H);
+  }
   return m;
 }
 

@@ -12,6 +12,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "dist/comm.h"
+#include "dist/memory.h"
 #include "model/model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -187,6 +188,17 @@ nlohmann::ordered_json periodic_analysis(Model& model, const std::vector<int32_t
   return j;
 }
 
+// What the backend holds after the first step, next to what `softpick config` predicts for a rank.
+bool log_memory(const Backend& be, const Config& cfg, int world) {
+  const Backend::MemoryUse use = be.memory_use();
+  const MemoryBreakdown predicted =
+      cfg.training.device == "cuda" ? gpu_memory_per_rank(cfg, world) : cpu_memory_per_rank(cfg, world);
+  const double mib = double(1 << 20);
+  spdlog::info("memory: {:.2f} MiB in use after the first step (peak {:.2f} MiB); predicted {:.2f} MiB",
+               double(use.in_use) / mib, double(use.peak) / mib, predicted.total() / mib);
+  return true;
+}
+
 }  // namespace
 
 TrainSummary train(const Config& cfg, const TrainOptions& opt) {
@@ -304,6 +316,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   summary.steps_done = state.step;
   std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
   Stopwatch run_clock;
+  bool memory_logged = false;
   for (int64_t step = state.step; step < cfg.training.steps; ++step) {
     if (step % cfg.logging.eval_interval == 0) {
       check_replicas(model, *comm, step);
@@ -360,6 +373,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     const double dt = step_clock.seconds();
     const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
     const double step_mfu = mfu(tokens_per_s * derived.flops_per_token, peak_flops * comm->size());
+    if (!memory_logged) memory_logged = log_memory(*backend, cfg, comm->size());
     summary.steps_done = state.step;
     summary.skipped_steps = guard.total_skipped();
     summary.last_train_loss = mean_loss;
