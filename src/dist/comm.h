@@ -42,6 +42,9 @@ public:
   virtual std::vector<std::string> all_gather_string(const std::string& s) = 0;
 };
 
+// Rank 0's string, on every rank.
+inline std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
+
 // True when an MPI launcher (mpirun, srun with PMI/PMIx) started this process.
 bool launched_by_mpi();
 

@@ -4,7 +4,6 @@
 
 #include "backend/backend.h"
 #include "checkpoint/checkpoint.h"
-#include "checkpoint/sha256.h"
 #include "core/check.h"
 #include "core/fault.h"
 #include "core/log.h"
@@ -18,6 +17,7 @@
 #include "train/optimizer.h"
 #include "train/perf.h"
 #include "train/resume.h"
+#include "train/run_state.h"
 #include "train/sample.h"
 #include "train/schedule.h"
 #include "train/step_guard.h"
@@ -27,7 +27,6 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -96,75 +95,6 @@ LoaderOptions loader_options(const Config& c, bool shuffle, const Communicator& 
 }
 
 
-// A checksum of the weights' bits: equal on every rank unless they diverged.
-std::string weights_checksum(Model& model) {
-  std::vector<float> w(model.params().numel);
-  model.backend().download(std::span<float>(w), model.params());
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the 32-bit words
-  for (float f : w) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    h = (h ^ u) * 1099511628211ull;
-  }
-  return fmt::format("{:016x}", h);
-}
-
-// Stops the job loudly if the ranks' weights differ (they must stay bit-identical).
-void check_replicas(Model& model, Communicator& comm, int64_t step) {
-  if (comm.size() == 1) return;
-  const auto all = comm.all_gather_string(weights_checksum(model));
-  for (int r = 1; r < comm.size(); ++r)
-    if (all[size_t(r)] != all[0])
-      fail("step {}: the weights of rank {} (checksum {}) differ from rank 0's ({}): the replicas diverged; "
-           "check that every rank runs the same binary on the same kind of machine", step, r, all[size_t(r)], all[0]);
-}
-
-// Every rank must run the same binary with the same resolved config.
-void check_ranks_agree(const Config& cfg, Communicator& comm) {
-  if (comm.size() == 1) return;
-  const std::string mine = sha256_file("/proc/self/exe") + " " + to_json(cfg).dump();
-  const auto all = comm.all_gather_string(mine);
-  for (int r = 1; r < comm.size(); ++r)
-    if (all[size_t(r)] != all[0])
-      fail("rank {} was started with a different {} than rank 0; launch every rank with the same binary, "
-           "config file and overrides", r,
-           all[size_t(r)].substr(0, 64) != all[0].substr(0, 64) ? "binary" : "config");
-}
-
-// Rank 0's copy of a host vector, on every rank.
-void broadcast_host(std::vector<float>& v, size_t n, Backend& be, Communicator& comm) {
-  if (comm.size() == 1) return;
-  v.resize(n);
-  Buffer b = be.alloc(n, DType::F32);
-  if (comm.rank() == 0) be.upload(b, std::span<const float>(v));
-  comm.broadcast(b, 0);
-  be.download(std::span<float>(v), b);
-  be.release(b);
-}
-std::string broadcast_string(const std::string& s, Communicator& comm) { return comm.all_gather_string(s)[0]; }
-
-// Rank 0 reads a checkpoint and every rank receives the weights (the master weights and the working copy)
-// and, when resuming, the moments and the training state: no shared file system is needed.
-TrainState restore_checkpoint(const std::string& dir, bool resume, Model& model, AdamW& optimizer,
-                              Communicator& comm) {
-  Backend& be = model.backend();
-  const size_t P = model.params().numel;
-  CheckpointTensors t;
-  TrainState state;
-  nlohmann::ordered_json state_json;
-  if (comm.rank() == 0) {
-    state = load_checkpoint(dir, model.specs(), P, t, /*with_optimizer=*/resume);
-    add_train_state(state_json, state);
-  }
-  broadcast_host(t.params, P, be, comm);
-  optimizer.set_master_weights(t.params);
-  if (!resume) return TrainState{};
-  broadcast_host(t.exp_avg, P, be, comm);
-  broadcast_host(t.exp_avg_sq, P, be, comm);
-  optimizer.set_moments(t.exp_avg, t.exp_avg_sq);
-  return train_state_from_json(nlohmann::json::parse(broadcast_string(state_json.dump(), comm)));
-}
-
 // The first S windows of a dataset, T tokens each (the inputs only), for the periodic analysis.
 std::vector<int32_t> first_windows(const DataLoader& data, int64_t S, int64_t T) {
   std::vector<int32_t> tokens(size_t(S * T));
@@ -186,6 +116,52 @@ nlohmann::ordered_json periodic_analysis(Model& model, const std::vector<int32_t
   spdlog::info("step {:>6} | sink rate {:.2f}% | kurtosis {:.1f} | max |act| {:.2f} | attention zeros {:.1f}%", step,
                100 * r.sink_rate(), all.kurtosis(), all.max_abs(), 100 * r.sparsity_all().zero_fraction());
   return j;
+}
+
+// The reused host buffers of a micro-batch: windows (B, T+1) -> inputs, targets (B, T).
+struct Batch {
+  std::vector<int32_t> windows, inputs, targets;
+};
+
+struct StepOutcome {
+  double loss = 0, grad_norm = 0;  // the mean loss over every rank's tokens, the global gradient norm
+  bool updated = false;            // false: non-finite loss or norm, the update was skipped
+  bool stop = false;               // some rank was asked to stop (Ctrl-C, SIGTERM)
+};
+
+// One optimizer step: `accum` micro-batches of forward, loss and backward; the gradients averaged over the
+// ranks and the loss and the stop request combined, once; then the clipped AdamW update, unless the loss
+// or the norm is not finite. The GPU path can overlap and capture exactly this.
+StepOutcome train_step(Model& model, Activations& acts, AdamW& optimizer, DataLoader& data, Batch& batch,
+                       Communicator& comm, NonFiniteGuard& guard, const Config& cfg, double lr, int64_t step,
+                       TrainState& state) {
+  const int64_t B = cfg.training.batch_size, T = cfg.training.seq_len;
+  const int64_t accum = cfg.training.gradient_accumulation_steps;
+  model.zero_grads();
+  const double grad_scale = 1.0 / double(B * T * accum);  // gradients of the mean loss
+  for (int64_t micro = 0; micro < accum; ++micro) {
+    data.next(batch.windows);
+    split_windows(batch.windows, B, T, batch.inputs, batch.targets);
+    model.forward(acts, batch.inputs, B, T);
+    model.loss(acts, batch.targets, /*with_grad=*/true, grad_scale);
+    model.backward(acts);
+  }
+  optimizer.reduce_gradients();
+  const LossSum loss = model.take_loss(acts);  // the step's loss, read once
+  std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
+  comm.all_reduce_host(global, ReduceOp::Sum);
+  StepOutcome out;
+  out.loss = global[0] / global[1];
+  out.stop = global[2] > 0;
+  out.grad_norm = optimizer.grad_norm();
+  out.updated = guard.accept(out.loss, out.grad_norm);
+  if (out.updated) {
+    optimizer.step(lr, ++state.updates, clip_scale(out.grad_norm, cfg.training.max_norm));
+  } else {
+    spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step,
+                 out.loss, out.grad_norm, guard.consecutive());
+  }
+  return out;
 }
 
 // What the backend holds after the first step, next to what `softpick config` predicts for a rank.
@@ -298,23 +274,12 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   g_stop_requested = false;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
-  // A collective: the master weights and the moments are gathered from every rank's shard; rank 0 writes.
-  auto save = [&] {
-    check_replicas(model, *comm, state.step);
-    CheckpointTensors t;
-    optimizer.get_master_weights(t.params);
-    optimizer.get_moments(t.exp_avg, t.exp_avg_sq);
-    if (!rank0) return;
-    const std::string dir = save_checkpoint(run_dir.string(), model.specs(), t, state, cfg);
-    rotate_checkpoints(run_dir.string(), cfg.checkpoint.keep_latest_k, cfg.checkpoint.keep_every);
-    spdlog::info("checkpoint {}", dir);
-  };
 
   // ---- the loop ----
   TrainSummary summary;
   summary.resumed_from = resume_dir ? state.step : -1;
   summary.steps_done = state.step;
-  std::vector<int32_t> windows(size_t(B * (T + 1))), inputs, targets;
+  Batch batch{std::vector<int32_t>(size_t(B * (T + 1))), {}, {}};
   Stopwatch run_clock;
   bool memory_logged = false;
   for (int64_t step = state.step; step < cfg.training.steps; ++step) {
@@ -336,33 +301,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
 
     if (fault_requested("error-at-step", step)) fail("injected fault at step {} (SOFTPICK_FAULT)", step);
 
-    // one optimizer step: accum micro-batches of forward, loss, backward
     Stopwatch step_clock;
     const double lr = learning_rate(cfg, step);
-    model.zero_grads();
-    const double grad_scale = 1.0 / double(B * T * accum);  // gradients of the mean loss
-    for (int64_t micro = 0; micro < accum; ++micro) {
-      train_data.next(windows);
-      split_windows(windows, B, T, inputs, targets);
-      model.forward(acts, inputs, B, T);
-      model.loss(acts, targets, /*with_grad=*/true, grad_scale);
-      model.backward(acts);
-    }
-    // average over ranks, once per step: the gradients, the loss, and whether to stop
-    optimizer.reduce_gradients();
-    const LossSum loss = model.take_loss(acts);  // the step's loss, read once
-    std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
-    comm->all_reduce_host(global, ReduceOp::Sum);
-    const double mean_loss = global[0] / global[1];
-    const bool stop = global[2] > 0;
-    const double norm = optimizer.grad_norm();
-    const bool finite = guard.accept(mean_loss, norm);
-    if (finite) {
-      optimizer.step(lr, ++state.updates, clip_scale(norm, cfg.training.max_norm));
-    } else {
-      spdlog::warn("step {}: non-finite loss ({}) or gradient norm ({}); update skipped ({} in a row)", step,
-                   mean_loss, norm, guard.consecutive());
-    }
+    const StepOutcome out = train_step(model, acts, optimizer, train_data, batch, *comm, guard, cfg, lr, step, state);
+    const double mean_loss = out.loss, norm = out.grad_norm;
+    const bool finite = out.updated, stop = out.stop;
     state.step = step + 1;
     state.tokens_seen += B * T * accum * comm->size();
     state.loader = train_data.position();
@@ -387,7 +330,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
                    step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, format_mfu(step_mfu),
                    format_duration(eta));
     }
-    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop) save();
+    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop)
+      save_run_checkpoint(cfg, state, model, optimizer, *comm);
     if (stop) {
       spdlog::warn("stop requested: stopped after step {}", step);
       summary.interrupted = true;
