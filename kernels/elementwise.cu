@@ -14,11 +14,6 @@ __global__ void convert_kernel(Dst* dst, const Src* src, size_t n) {
 }
 
 template <class T>
-__global__ void add_kernel(T* out, const T* a, const T* b, size_t n) {
-  for (size_t i = grid_start(); i < n; i += grid_stride()) out[i] = from_f32<T>(to_f32(a[i]) + to_f32(b[i]));
-}
-
-template <class T>
 __global__ void accumulate_kernel(T* dst, const T* src, size_t n) {
   for (size_t i = grid_start(); i < n; i += grid_stride()) dst[i] = from_f32<T>(to_f32(dst[i]) + to_f32(src[i]));
 }
@@ -36,12 +31,6 @@ void convert_cuda(Dst* dst, const Src* src, size_t n, cudaStream_t stream) {
 }
 
 template <class T>
-void add_cuda(T* out, const T* a, const T* b, size_t n, cudaStream_t stream) {
-  SP_ASSERT(out && a && b, "add_cuda: null pointer");
-  SP_LAUNCH(add_kernel<T>, elementwise_grid(n), kElementwiseThreads, 0, stream, out, a, b, n);
-}
-
-template <class T>
 void accumulate_cuda(T* dst, const T* src, size_t n, cudaStream_t stream) {
   SP_ASSERT(dst && src, "accumulate_cuda: null pointer");
   SP_LAUNCH(accumulate_kernel<T>, elementwise_grid(n), kElementwiseThreads, 0, stream, dst, src, n);
@@ -52,8 +41,6 @@ template void convert_cuda<float, float>(float*, const float*, size_t, cudaStrea
 template void convert_cuda<float, bf16>(float*, const bf16*, size_t, cudaStream_t);
 template void convert_cuda<bf16, float>(bf16*, const float*, size_t, cudaStream_t);
 template void convert_cuda<bf16, bf16>(bf16*, const bf16*, size_t, cudaStream_t);
-template void add_cuda<float>(float*, const float*, const float*, size_t, cudaStream_t);
-template void add_cuda<bf16>(bf16*, const bf16*, const bf16*, size_t, cudaStream_t);
 template void accumulate_cuda<float>(float*, const float*, size_t, cudaStream_t);
 template void accumulate_cuda<bf16>(bf16*, const bf16*, size_t, cudaStream_t);
 

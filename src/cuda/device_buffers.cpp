@@ -31,35 +31,21 @@ void upload_as(Buffer dst, std::span<const S> src, cudaStream_t stream) {
 template <class D>
 void download_as(std::span<D> dst, Buffer src, cudaStream_t stream) {
   SP_ASSERT(dst.size() <= src.numel, "download of {} values from a buffer of {}", dst.size(), src.numel);
-  auto get = [&](auto& staged) {
-    CUDA_CHECK(cudaMemcpyAsync(staged.data(), src.ptr, staged.size() * sizeof(staged[0]), cudaMemcpyDeviceToHost, stream));
+  // the device values as H on the host, then widened into dst; the copy completes before the call returns
+  auto fetch = [&]<class H>(H) {
+    std::vector<H> h(dst.size());
+    CUDA_CHECK(cudaMemcpyAsync(h.data(), src.ptr, h.size() * sizeof(H), cudaMemcpyDeviceToHost, stream));
     CUDA_CHECK(cudaStreamSynchronize(stream));
+    for (size_t i = 0; i < h.size(); ++i) {
+      if constexpr (std::is_same_v<H, __nv_bfloat16>) dst[i] = D(__bfloat162float(h[i]));
+      else dst[i] = D(h[i]);
+    }
   };
   switch (src.dtype) {
-    case DType::F32: {
-      std::vector<float> h(dst.size());
-      get(h);
-      for (size_t i = 0; i < h.size(); ++i) dst[i] = D(h[i]);
-      return;
-    }
-    case DType::F64: {
-      std::vector<double> h(dst.size());
-      get(h);
-      for (size_t i = 0; i < h.size(); ++i) dst[i] = D(h[i]);
-      return;
-    }
-    case DType::BF16: {
-      std::vector<__nv_bfloat16> h(dst.size());
-      get(h);
-      for (size_t i = 0; i < h.size(); ++i) dst[i] = D(__bfloat162float(h[i]));
-      return;
-    }
-    case DType::I32: {
-      std::vector<int32_t> h(dst.size());
-      get(h);
-      for (size_t i = 0; i < h.size(); ++i) dst[i] = D(h[i]);
-      return;
-    }
+    case DType::F32: return fetch(float{});
+    case DType::F64: return fetch(double{});
+    case DType::BF16: return fetch(__nv_bfloat16{});
+    case DType::I32: return fetch(int32_t{});
   }
 }
 

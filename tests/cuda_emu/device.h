@@ -206,21 +206,24 @@ T atomicCAS(T* p, T expected, T desired) {
   std::atomic_ref<T>(*p).compare_exchange_strong(expected, desired);
   return expected;  // the old value, whether or not the swap happened
 }
-template <class T>
-T atomicMax(T* p, T v) {
+namespace emu {
+// Stores v where replaces(old, v) holds, atomically; returns the old value (atomicMax, atomicMin).
+template <class T, class Replaces>
+T atomic_replace_if(T* p, T v, Replaces replaces) {
   std::atomic_ref<T> a(*p);
   T old = a.load();
-  while (old < v && !a.compare_exchange_weak(old, v)) {
+  while (replaces(old, v) && !a.compare_exchange_weak(old, v)) {
   }
   return old;
 }
+}  // namespace emu
+template <class T>
+T atomicMax(T* p, T v) {
+  return emu::atomic_replace_if(p, v, [](T old, T x) { return old < x; });
+}
 template <class T>
 T atomicMin(T* p, T v) {
-  std::atomic_ref<T> a(*p);
-  T old = a.load();
-  while (v < old && !a.compare_exchange_weak(old, v)) {
-  }
-  return old;
+  return emu::atomic_replace_if(p, v, [](T old, T x) { return x < old; });
 }
 
 // ---- intrinsics with host equivalents ----
