@@ -184,9 +184,12 @@ std::vector<OpCase> op_table() {
   t.push_back({"rope forward and backward (B 2, T 5, Hx 3, D 16)", [](OpRun& r) {
                  const size_t B = 2, T = 5, Hx = 3, D = 16, n = B * T * Hx * D;
                  Buffer x = r.input(r.randn(n), r.kinds.act), dx = r.input(r.randn(n), r.kinds.act);
-                 r.be.rope_forward(x, B, T, Hx, D, 10000.0);
+                 Buffer x_at = r.input(r.randn(n), r.kinds.act);
+                 r.be.rope_forward(x, B, T, Hx, D, 10000.0, 0);
+                 r.be.rope_forward(x_at, B, T, Hx, D, 10000.0, 8);  // rows at positions 8..12 (decoding)
                  r.be.rope_backward(dx, B, T, Hx, D, 10000.0);
                  r.read("x", x);
+                 r.read("x from position 8", x_at);
                  r.read("dx", dx);
                }});
   t.push_back({"ssmax forward and backward (B 2, T 5, H 3, D 8)", [](OpRun& r) {
@@ -194,9 +197,12 @@ std::vector<OpCase> op_table() {
                  const auto K = r.kinds;
                  Buffer q = r.input(r.randn(n), K.act), s = r.input(r.randn(H, 0.1, 0.3), K.weight);
                  Buffer q_out = r.zeros(n, K.act), dq = r.zeros(n, K.act), ds = r.input(r.randn(H), K.grad);
-                 r.be.ssmax_forward(q_out, q, s, B, T, H, D);
+                 Buffer q_out_at = r.zeros(n, K.act);
+                 r.be.ssmax_forward(q_out, q, s, B, T, H, D, 0);
+                 r.be.ssmax_forward(q_out_at, q, s, B, T, H, D, 8);  // rows at positions 8..12 (decoding)
                  r.be.ssmax_backward(dq, ds, r.input(r.randn(n), K.act), q, s, B, T, H, D);
                  r.read("q_out", q_out);
+                 r.read("q_out from position 8", q_out_at);
                  r.read("dq_in", dq);
                  r.read("ds", ds);
                }});
@@ -240,22 +246,23 @@ std::vector<OpCase> op_table() {
                  r.be.lm_head_logits(logits, x.slice(3 * C, C), w, C, V);
                  r.read("logits", logits);
                }});
-  t.push_back({"decoding: rope and ssmax at a position, attention over a cache", [](OpRun& r) {
-                 const size_t T = 11, n = 3, H = 4, Hkv = 2, D = 64;
-                 const auto K = r.kinds;
-                 Buffer x = r.input(r.randn(n * H * D), K.act);
-                 r.be.rope_forward_at(x, n, H, D, 10000.0, 8);
-                 Buffer s = r.input(r.randn(H, 0.1, 0.3), K.weight), qs = r.zeros(n * H * D, K.act);
-                 r.be.ssmax_forward_at(qs, x, s, n, H, D, 8);
-                 r.read("rope_at", x);
-                 r.read("ssmax_at", qs);
-                 for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified}) {
-                   Buffer q = r.input(r.randn(n * H * D, 1.2), K.act), k = r.input(r.randn(T * Hkv * D, 1.2), K.act);
-                   Buffer v = r.input(r.randn(T * Hkv * D), K.act), out = r.zeros(n * H * D, K.act);
-                   r.be.attention_cached(out, q, k, v, shape(1, int64_t(T), int64_t(H), int64_t(Hkv), int64_t(D), nm), n);
-                   r.read(std::string("cached ") + norm_name(nm), out);
-                 }
-               }});
+  // the decoder's attention: the last Tq rows of each sequence over all T keys
+  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+    for (int64_t new_rows : {1, 3, 70})
+      t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T 75, last " +
+                       std::to_string(new_rows) + " rows, H 4, Hkv 2, D 64)",
+                   [=](OpRun& r) {
+                     sp::AttentionShape s = shape(1, 75, 4, 2, 64, nm);
+                     s.q_offset = s.T - new_rows;
+                     const size_t nq = size_t(s.Tq() * s.H * s.D), nk = size_t(s.T * s.Hkv * s.D);
+                     const auto K = r.kinds;
+                     Buffer q = r.input(r.randn(nq, 1.2), K.act), k = r.input(r.randn(nk, 1.2), K.act);
+                     Buffer v = r.input(r.randn(nk), K.act);
+                     Buffer out = r.zeros(nq, K.act), lse = r.zeros(size_t(s.H * s.Tq()), K.stat);
+                     r.be.attention_forward(out, lse, q, k, v, s);
+                     r.read("out", out);
+                     r.read("lse", lse);
+                   }});
   t.push_back({"adamw (n 37, two steps, weight decay, clipping) and sum of squares", [](OpRun& r) {
                  const size_t n = 37;
                  const auto K = r.kinds;

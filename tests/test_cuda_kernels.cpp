@@ -22,7 +22,6 @@
 #include "swiglu.cuh"
 
 #include "cpu/adamw.h"
-#include "cpu/decode.h"
 #include "cpu/embedding.h"
 #include "cpu/lm_head.h"
 #include "cpu/rmsnorm.h"
@@ -232,13 +231,8 @@ TEMPLATE_TEST_CASE("cuda kernels: rope forward and backward, from position 0 and
               INFO("B " << B << " T " << Tn << " Hx " << Hx << " D " << D << " pos0 " << pos0);
               const size_t seq = Tn * Hx * D, n = B * seq;
               const Vec x = randn_as<T>(n, rng);
-              Vec ref = x;  // each sequence's rows at positions pos0.. (decode.h: rope_forward's own numbers)
-              for (size_t b = 0; b < B; ++b) sp::rope_forward_at(ref.data() + b * seq, Tn, Hx, D, kTheta, pos0);
-              if (pos0 == 0) {
-                Vec whole = x;
-                sp::rope_forward(whole.data(), B, Tn, Hx, D, kTheta);
-                REQUIRE(same_bits(whole, ref));
-              }
+              Vec ref = x;  // each sequence's rows at positions pos0..
+              sp::rope_forward(ref.data(), B, Tn, Hx, D, kTheta, pos0);
               DeviceArray<T> dx(x);
               sp::cuda::rope_forward_cuda(dx.p, B, Tn, Hx, D, kTheta, pos0, kStream);
               const Vec rotated = dx.host();
@@ -282,10 +276,7 @@ TEMPLATE_TEST_CASE("cuda kernels: ssmax forward from pos0, and backward overwrit
       for (size_t pos0 : {0, 9}) {
         INFO("pos0 " << pos0);
         Vec ref(n);
-        if (pos0 == 0) sp::ssmax_forward(ref.data(), q.data(), s.data(), B, Tn, H, D);
-        else
-          for (size_t b = 0; b < B; ++b)
-            sp::ssmax_forward_at(ref.data() + b * seq, q.data() + b * seq, s.data(), Tn, H, D, pos0);
+        sp::ssmax_forward(ref.data(), q.data(), s.data(), B, Tn, H, D, pos0);
         sp::cuda::ssmax_forward_cuda(out.p, d_q.p, d_s.p, B, Tn, H, D, pos0, kStream);
         const Vec scaled = out.host();
         check_close("q_out", scaled, ref, cuda_tolerance<T>());

@@ -1,4 +1,5 @@
-// Inference with a key/value cache: the decode ops against the whole-sequence ops, the cached decoder
+// Inference with a key/value cache: the ops at an offset (attention with a query offset, RoPE and SSMax from a
+// start position) against the whole-sequence ops, the cached decoder
 // against Model::forward at every step (every normaliser, SSMax, GQA, tied embeddings), and sampling.
 //
 // Tolerances, stated once: in double precision the cached path and the full pass differ only in summation
@@ -9,7 +10,6 @@
 #include "config/config.h"
 #include "core/rng.h"
 #include "cpu/attention.h"
-#include "cpu/decode.h"
 #include "cpu/rope.h"
 #include "cpu/ssmax.h"
 #include "model/decode.h"
@@ -64,26 +64,29 @@ std::vector<double> full_logits(Model& m, Activations& a, std::span<const int32_
 
 }  // namespace
 
-TEST_CASE("cached attention equals the naive reference on the new rows", "[unit]") {
+TEST_CASE("attention with a query offset equals the naive reference on the last rows", "[unit]") {
   for (Normaliser norm : {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified})
     for (int64_t Hkv : {4, 2, 1})
       for (int64_t n : {70, 1, 5, 67}) {
         INFO("normaliser " << int(norm) << " Hkv " << Hkv << " new rows " << n);
-        const AttentionShape s{1, 70, 4, Hkv, 8, norm, 1e-6};
-        const size_t nq = size_t(s.T * s.H * s.D), nk = size_t(s.T * s.Hkv * s.D), first = size_t(s.T - n);
+        const AttentionShape full{1, 70, 4, Hkv, 8, norm, 1e-6};
+        AttentionShape s = full;
+        s.q_offset = full.T - n;
+        const size_t nq = size_t(full.T * full.H * full.D), nk = size_t(full.T * full.Hkv * full.D);
+        const size_t first = size_t(s.q_offset);
         auto q = randn(nq, 1), k = randn(nk, 2), v = randn(nk, 3);
-        std::vector<double> ref(nq), probs(size_t(s.T * s.T * s.H));
-        attention_naive_forward(s, q.data(), k.data(), v.data(), ref.data(), probs.data());
+        std::vector<double> ref(nq), probs(size_t(full.T * full.T * full.H));
+        attention_naive_forward(full, q.data(), k.data(), v.data(), ref.data(), probs.data());
         const std::vector<double> ref_new(ref.begin() + std::ptrdiff_t(first * s.H * s.D), ref.end());
-        std::vector<double> out(size_t(n * s.H * s.D), 7.0);
-        attention_cached(s, size_t(n), q.data() + first * s.H * s.D, k.data(), v.data(), out.data());
+        std::vector<double> out(size_t(n * s.H * s.D), 7.0), lse(size_t(n * s.H));
+        attention_forward(s, q.data() + first * s.H * s.D, k.data(), v.data(), out.data(), lse.data());
         CHECK(rel_err(out, ref_new) < kF64Tol);
         for (size_t i = 0; i < out.size(); ++i)  // abstaining rows are exact zeros, as in the reference
           if (ref_new[i] == 0.0) REQUIRE(out[i] == 0.0);
         // float, against the same double reference
         std::vector<float> qf(q.begin(), q.end()), kf(k.begin(), k.end()), vf(v.begin(), v.end());
-        std::vector<float> outf(out.size());
-        attention_cached(s, size_t(n), qf.data() + first * s.H * s.D, kf.data(), vf.data(), outf.data());
+        std::vector<float> outf(out.size()), lsef(lse.size());
+        attention_forward(s, qf.data() + first * s.H * s.D, kf.data(), vf.data(), outf.data(), lsef.data());
         CHECK(rel_err(std::vector<double>(outf.begin(), outf.end()), ref_new) < kF32Tol);
       }
 }
@@ -93,14 +96,14 @@ TEST_CASE("RoPE and SSMax at an offset equal the whole-sequence ops bit for bit"
   auto x64 = randn(T * H * D, 4);
   std::vector<float> whole(x64.begin(), x64.end());
   std::vector<float> tail(whole.begin() + std::ptrdiff_t(pos0 * H * D), whole.end());
-  rope_forward(whole.data(), 1, T, H, D, 10000.0);
-  rope_forward_at(tail.data(), n, H, D, 10000.0, pos0);
+  rope_forward(whole.data(), 1, T, H, D, 10000.0, 0);
+  rope_forward(tail.data(), 1, n, H, D, 10000.0, pos0);
   CHECK(std::equal(tail.begin(), tail.end(), whole.begin() + std::ptrdiff_t(pos0 * H * D)));
 
   const std::vector<float> s = {0.3f, -0.7f, 1.1f};
   std::vector<float> q(whole), out_whole(whole.size()), out_tail(tail.size());
-  ssmax_forward(out_whole.data(), q.data(), s.data(), 1, T, H, D);
-  ssmax_forward_at(out_tail.data(), q.data() + pos0 * H * D, s.data(), n, H, D, pos0);
+  ssmax_forward(out_whole.data(), q.data(), s.data(), 1, T, H, D, 0);
+  ssmax_forward(out_tail.data(), q.data() + pos0 * H * D, s.data(), 1, n, H, D, pos0);
   CHECK(std::equal(out_tail.begin(), out_tail.end(), out_whole.begin() + std::ptrdiff_t(pos0 * H * D)));
 }
 

@@ -1,9 +1,10 @@
 // The whole model: gradients against finite differences, the loss at initialisation, overfitting one
-// batch, determinism. Tolerances: the gradient check runs in double precision, where central differences
+// batch, determinism, the activation tables. Tolerances: the gradient check runs in double precision, where central differences
 // with h = 1e-5 agree with analytic gradients to about 1e-7 relative; we ask for 1e-5.
 #include "backend/backend.h"
 #include "config/config.h"
 #include "core/rng.h"
+#include "model/decode.h"
 #include "model/model.h"
 #include "train/optimizer.h"
 #include "test_util.h"
@@ -11,6 +12,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <set>
+#include <string>
 
 using namespace sp;
 
@@ -213,4 +216,50 @@ TEST_CASE("the loss accumulates on the device until take_loss reads and clears i
   CHECK(cleared.sum == 0);
   CHECK(cleared.count == 0);
   model.free_activations(a);
+}
+
+TEST_CASE("the activation tables allocate and free every buffer of a pass at its size", "[model]") {
+  for (bool ssmax : {false, true}) {
+    INFO((ssmax ? "with" : "without") << " SSMax");
+    const ModelConfig cfg = tiny_model("softpick", ssmax);
+    auto be = make_backend({"cpu"});
+    Model model(cfg, *be);
+    const size_t before = be->memory_use().in_use;
+    // every listed buffer is allocated at its spec's size and dtype, under a name of its own
+    auto check_allocated = [&](const std::vector<ActivationSpec>& specs) {
+      std::set<std::string> names;
+      std::set<void*> pointers;
+      size_t with_q_scaled = 0;
+      for (const ActivationSpec& s : specs) {
+        INFO(s.name);
+        CHECK(names.insert(s.name).second);
+        REQUIRE(s.slot);
+        CHECK(s.slot->numel == s.numel());
+        CHECK(s.slot->dtype == activation_dtype(s.kind, *be));
+        CHECK(pointers.insert(s.slot->ptr).second);  // no two specs share a buffer
+        with_q_scaled += s.name.ends_with("q_scaled");
+      }
+      CHECK((with_q_scaled > 0) == ssmax);
+    };
+
+    Activations a = model.make_activations(3, 7);
+    const auto specs = activation_specs(cfg, 3, 7, &a);
+    CHECK(specs.size() == 2 + 3 + 2 * (ssmax ? 14 : 13) + 2 + (ssmax ? 11 : 10) + 2);
+    check_allocated(specs);
+    CHECK(a.layers[1].lse.numel == size_t(3 * 7 * cfg.num_heads));
+    CHECK(be->memory_use().in_use > before);
+    model.free_activations(a);
+    CHECK(be->memory_use().in_use == before);  // nothing leaks
+
+    {
+      Decoder dec(model, 9, 4);
+      const auto dspecs = decoder_specs(cfg, 9, 4);
+      size_t cache = 0;
+      for (const ActivationSpec& s : dspecs)
+        if (s.name.starts_with("cache.")) cache += s.numel();
+      CHECK(cache == size_t(2 * 2 * 9 * *cfg.num_kv_heads * (cfg.hidden_size / cfg.num_heads)));
+      CHECK(be->memory_use().in_use > before);
+    }
+    CHECK(be->memory_use().in_use == before);
+  }
 }

@@ -180,7 +180,7 @@ RopeCase rope_case(size_t B, size_t T, size_t H, size_t D, double theta, uint64_
 template <class F>
 Tensors run_rope(const RopeCase& c) {
   auto x = to<F>(c.x), dx = to<F>(c.dout);
-  sp::rope_forward(x.data(), c.B, c.T, c.H, c.D, c.theta);
+  sp::rope_forward(x.data(), c.B, c.T, c.H, c.D, c.theta, 0);
   sp::rope_backward(dx.data(), c.B, c.T, c.H, c.D, c.theta);
   return {{"out", back(x)}, {"dx", back(dx)}};
 }
@@ -203,7 +203,7 @@ template <class F>
 Tensors run_ssmax(const SsmaxCase& c, double prefill = 0) {
   auto q = to<F>(c.q), s = to<F>(c.s), dout = to<F>(c.dout);
   std::vector<F> out(q.size()), dq(q.size(), F(prefill)), ds(c.H, F(prefill));
-  sp::ssmax_forward(out.data(), q.data(), s.data(), c.B, c.T, c.H, c.D);
+  sp::ssmax_forward(out.data(), q.data(), s.data(), c.B, c.T, c.H, c.D, 0);
   sp::ssmax_backward(dq.data(), ds.data(), dout.data(), q.data(), s.data(), c.B, c.T, c.H, c.D);
   return {{"out", back(out)}, {"dq", back(dq)}, {"ds", back(ds)}};
 }
@@ -326,7 +326,7 @@ TEST_CASE("rope pairs x[i] with x[i + D/2], as in Hugging Face Llama", "[unit][o
   // D = 4, position 1: pair 0 turns by 1 radian, pair 1 by theta^(-1/2) = 0.01 radian.
   // (T=2, D=4); at position 1 both pairs (x[0], x[2]) and (x[1], x[3]) are (1, 0).
   std::vector<double> x = {0, 0, 0, 0, 1, 1, 0, 0};
-  sp::rope_forward(x.data(), 1, 2, 1, 4, 10000.0);
+  sp::rope_forward(x.data(), 1, 2, 1, 4, 10000.0, 0);
   const std::vector<double> expect = {0, 0, 0, 0, std::cos(1.0), std::cos(0.01), std::sin(1.0), std::sin(0.01)};
   CHECK(rel_err(x, expect) <= kTol<double>);
 }
@@ -360,7 +360,7 @@ TEST_CASE("rope gradient matches finite differences and inverts the forward", "[
   CHECK(rel_err(an.at("dx"), fd_grad(c.x, loss)) <= kFdTol);
   // backward(forward(x)) = x: the backward is the inverse rotation.
   Vec x = c.x;
-  sp::rope_forward(x.data(), c.B, c.T, c.H, c.D, c.theta);
+  sp::rope_forward(x.data(), c.B, c.T, c.H, c.D, c.theta, 0);
   sp::rope_backward(x.data(), c.B, c.T, c.H, c.D, c.theta);
   CHECK(rel_err(x, c.x) <= kTol<double>);
 }

@@ -42,7 +42,7 @@ void attention_maps(Model& model, const Activations& acts, int64_t layer, std::v
   const int64_t B = acts.cur_B, T = acts.cur_T, H = c.num_heads, Hkv = *c.num_kv_heads, D = c.hidden_size / H;
   SP_ASSERT(layer >= 0 && layer < c.num_hidden_layers && B >= 1, "attention_maps: layer {} after forward ({}, {})",
             layer, B, T);
-  const Activations::Layer& x = acts.layers[size_t(layer)];
+  const BlockActivations& x = acts.layers[size_t(layer)];
   const size_t nq = size_t(B) * size_t(T) * size_t(H * D), nk = size_t(B) * size_t(T) * size_t(Hkv * D);
   std::vector<float> q(nq), k(nk), v(nk);  // (B, T, H, D), (B, T, Hkv, D) x 2
   Backend& be = model.backend();

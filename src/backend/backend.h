@@ -100,11 +100,14 @@ public:
   virtual void matmul_forward(Buffer out, Buffer inp, Buffer w, size_t N, size_t IC, size_t OC) = 0;
   virtual void matmul_backward(Buffer dinp, Buffer dw, Buffer dout, Buffer inp, Buffer w, size_t N, size_t IC,
                                size_t OC, bool accumulate_dinp) = 0;
-  virtual void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta) = 0;
+  // rope_forward and ssmax_forward take the position of row 0 (0 in training; the decoder's first new row).
+  virtual void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta, size_t pos0) = 0;
   virtual void rope_backward(Buffer dx, size_t B, size_t T, size_t Hx, size_t D, double theta) = 0;
-  virtual void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D) = 0;
+  virtual void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D,
+                             size_t pos0) = 0;
   virtual void ssmax_backward(Buffer dq_in, Buffer ds, Buffer dq_out, Buffer q_in, Buffer s, size_t B, size_t T,
                               size_t H, size_t D) = 0;
+  // With s.q_offset > 0 (forward only) the queries are the last s.Tq() rows of each sequence (op_args.h).
   virtual void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v,
                                  const AttentionShape& s) = 0;
   virtual void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out,
@@ -116,13 +119,6 @@ public:
   virtual void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V,
                             Buffer dx, Buffer dw, double grad_scale) = 0;
   virtual void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) = 0;
-
-  // ---- inference with a key/value cache, one sequence, rows at positions pos0..: src/cpu/decode.h ----
-  virtual void rope_forward_at(Buffer x, size_t n, size_t Hx, size_t D, double theta, size_t pos0) = 0;
-  virtual void ssmax_forward_at(Buffer q_out, Buffer q_in, Buffer s, size_t n, size_t H, size_t D,
-                                size_t pos0) = 0;
-  // The last n query rows of the causal problem s (s.B = 1): q, out (n, H, D); k, v (s.T, Hkv, D).
-  virtual void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) = 0;
 
   // ---- optimizer: src/cpu/adamw.h ----
   // Updates master and the moments m, v (master_dtype) from grad and writes the working copy `weights`,

@@ -7,11 +7,16 @@ namespace sp {
 
 enum class Normaliser { Softmax, Softpick, Rectified };
 
-// Attention problem: q (B, T, H, D), k and v (B, T, Hkv, D), causal.
+// Attention problem, causal: k and v (B, T, Hkv, D); the queries are the last Tq() = T - q_offset positions
+// of each sequence, q and out (B, Tq, H, D), lse (B, H, Tq). Query row i sits at position q_offset + i and
+// sees keys 0 .. q_offset + i. Training has q_offset = 0 (Tq = T); the key/value-cached decoder passes the
+// position of its first new row, with the cache's first T rows as k and v.
 struct AttentionShape {
   int64_t B, T, H, Hkv, D;
   Normaliser norm = Normaliser::Softmax;
   double softpick_eps = 1e-6;
+  int64_t q_offset = 0;
+  int64_t Tq() const { return T - q_offset; }
 };
 
 // Cross-entropy summed over the rows that have a target.

@@ -24,8 +24,9 @@ namespace {
 // stays in L1/L2 while key tiles stream past, and BLAS runs 64 x 64 x 64 products near its large-size rate.
 constexpr int64_t kBlockQ = 64;  // query rows per tile
 constexpr int64_t kBlockK = 64;  // keys per tile
-// Query blocks start on key-tile boundaries, so every key tile a block visits has a visible key for each of
-// its rows (j0 <= i0): the running max is finite after the first tile and no tile is empty for any row.
+// Without a query offset (training) query blocks start on key-tile boundaries, so every key tile a block
+// visits has a visible key for each of its rows. With one (decoding) a row may see no key of a block's last
+// tile: its weights there are 0 and its running shift stays as it was, finite since every row sees key 0.
 static_assert(kBlockQ % kBlockK == 0, "query blocks must start on key-tile boundaries");
 
 // ---- tile products ----
@@ -202,34 +203,35 @@ void finish_row(F* out_row, const F* acc_row, int64_t D, F c, F l, F eps, F* lse
   *lse = c + std::log(den);
 }
 
-// Forward for query rows i0 .. i0+nq-1 of head h in batch b.
+// Forward for query rows i0 .. i0+nq-1 of head h in batch b (positions q_offset + i0 onwards).
 template <Normaliser N, class F>
 void forward_block(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* lse, int64_t b,
                    int64_t h, int64_t i0, Workspace<F>& w) {
-  const int64_t D = s.D, nq = std::min(kBlockQ, s.T - i0), hk = h / (s.H / s.Hkv);
+  const int64_t Tq = s.Tq(), D = s.D, nq = std::min(kBlockQ, Tq - i0), hk = h / (s.H / s.Hkv);
+  const int64_t p0 = s.q_offset + i0;            // position of the block's first row
   const int64_t ldq = s.H * D, ldk = s.Hkv * D;  // row strides of q/out and k/v
   const F scale = F(1) / std::sqrt(F(D));
   const F* K = k + (size_t(b) * s.T * s.Hkv + hk) * D;  // (T, D), stride ldk
   const F* V = v + (size_t(b) * s.T * s.Hkv + hk) * D;  // (T, D), stride ldk
   F *S = w.S.data(), *acc = w.acc.data();
-  transpose(q + ((size_t(b) * s.T + i0) * s.H + h) * D, ldq, nq, D, w.QT.data(), kBlockQ);
+  transpose(q + ((size_t(b) * Tq + i0) * s.H + h) * D, ldq, nq, D, w.QT.data(), kBlockQ);
   std::fill(w.c.begin(), w.c.end(), initial_shift<N, F>());
   std::fill(w.l.begin(), w.l.end(), F(0));
   std::fill(acc, acc + nq * D, F(0));
 
-  const int64_t kend = i0 + nq;  // the last row sees keys 0 .. kend-1
+  const int64_t kend = p0 + nq;  // the last row sees keys 0 .. kend-1
   for (int64_t j0 = 0; j0 < kend; j0 += kBlockK) {
     const int64_t nk = std::min(kBlockK, kend - j0);
     gemm(false, false, nk, nq, D, scale, K + j0 * ldk, ldk, w.QT.data(), kBlockQ, F(0), S, kBlockQ);  // S^T
-    online_tile<N>(S, nk, nq, j0, i0, w);
+    online_tile<N>(S, nk, nq, j0, p0, w);
     for (int64_t i = 0; i < nq; ++i)
       if (w.alpha[i] != F(1))
         for (int64_t d = 0; d < D; ++d) acc[i * D + d] *= w.alpha[i];
     gemm(true, false, nq, D, nk, F(1), S, kBlockQ, V + j0 * ldk, ldk, F(1), acc, D);  // acc += P V
   }
   for (int64_t i = 0; i < nq; ++i)
-    finish_row<N>(out + ((size_t(b) * s.T + i0 + i) * s.H + h) * D, acc + i * D, D, w.c[i], w.l[i],
-                  F(s.softpick_eps), lse + (size_t(b) * s.H + h) * s.T + i0 + i);
+    finish_row<N>(out + ((size_t(b) * Tq + i0 + i) * s.H + h) * D, acc + i * D, D, w.c[i], w.l[i],
+                  F(s.softpick_eps), lse + (size_t(b) * s.H + h) * Tq + i0 + i);
 }
 
 // Backward for query rows i0 .. i0+nq-1 of head h in batch b: writes their dq rows and accumulates into
@@ -274,11 +276,18 @@ void check_shape(const AttentionShape& s) {
             "attention shape B={} T={} H={} Hkv={} D={}", s.B, s.T, s.H, s.Hkv, s.D);
   SP_ASSERT(s.H % s.Hkv == 0, "{} query heads cannot be grouped over {} kv heads", s.H, s.Hkv);
   SP_ASSERT(s.softpick_eps >= 0, "softpick_eps = {} must be >= 0", s.softpick_eps);
+  SP_ASSERT(s.q_offset >= 0 && s.q_offset < s.T, "attention query offset {} for T={}", s.q_offset, s.T);
+}
+
+// The backward passes and the naive reference serve training shapes: every position has a query.
+void check_training_shape(const AttentionShape& s) {
+  check_shape(s);
+  SP_ASSERT(s.q_offset == 0, "attention with a query offset ({}) runs forward only", s.q_offset);
 }
 
 template <Normaliser N, class F>
 void forward_flash(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* lse) {
-  const int64_t nqb = (s.T + kBlockQ - 1) / kBlockQ;
+  const int64_t nqb = (s.Tq() + kBlockQ - 1) / kBlockQ;
   const int64_t ntasks = s.B * s.H * nqb;
 #pragma omp parallel
   {
@@ -374,7 +383,7 @@ void attention_forward(const AttentionShape& s, const F* q, const F* k, const F*
 template <class F>
 void attention_backward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* out,
                         const F* dout, const F* lse, F* dq, F* dk, F* dv) {
-  check_shape(s);
+  check_training_shape(s);
   switch (s.norm) {
     case Normaliser::Softmax:
       return backward_flash<Normaliser::Softmax>(s, q, k, v, out, dout, lse, dq, dk, dv);
@@ -387,7 +396,7 @@ void attention_backward(const AttentionShape& s, const F* q, const F* k, const F
 
 template <class F>
 void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* probs) {
-  check_shape(s);
+  check_training_shape(s);
   const int64_t T = s.T, H = s.H, Hkv = s.Hkv, D = s.D;
   const F scale = F(1) / std::sqrt(F(D));
   // Threads only pay off on attention maps of real size; tests call this on tiny shapes many times.
@@ -414,7 +423,7 @@ void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, co
 template <class F>
 void attention_naive_backward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* probs,
                               const F* dout, F* dq, F* dk, F* dv) {
-  check_shape(s);
+  check_training_shape(s);
   const int64_t T = s.T, H = s.H, Hkv = s.Hkv, D = s.D;
   const F scale = F(1) / std::sqrt(F(D)), eps = F(s.softpick_eps);
   std::fill(dq, dq + size_t(s.B) * T * H * D, F(0));

@@ -8,16 +8,18 @@
 //   * attention_naive_forward / attention_naive_backward: materialise the full probability matrix. Used by
 //     tests as the reference and by analysis tools that need attention maps.
 //
-// Layouts (row-major, contiguous):
-//   q, out, dq, dout : (B, T, H, D)
+// Layouts (row-major, contiguous), Tq = s.Tq() query rows per sequence (T in training):
+//   q, out, dq, dout : (B, Tq, H, D)
 //   k, v, dk, dv     : (B, T, Hkv, D)     query head h reads kv head h / (H / Hkv)
-//   lse              : (B, H, T)          per-row log-normaliser saved for the backward pass; +inf for
+//   lse              : (B, H, Tq)         per-row log-normaliser saved for the backward pass; +inf for
 //                                         rows that output zero (softpick: no score > 0; rectified: no
 //                                         score >= 0), which makes their gradient exactly zero
 //   probs            : (B, H, T, T)       naive only; zero above the diagonal
-// Scores are s = (q . k) / sqrt(D), causal: query t sees keys 0..t; future keys take no part at all (for
-// softpick they are left out of the denominator, not masked with -inf). softpick_eps is added to the
-// denominator after the max shift, as in the paper's kernel.
+// Scores are s = (q . k) / sqrt(D), causal: the query at position t sees keys 0..t; with a query offset
+// (op_args.h; the decoder's new rows over its cache) query row i is at position q_offset + i. Only the
+// flash forward takes an offset; the backward passes and the naive reference need q_offset = 0.
+// Future keys take no part at all (for softpick they are left out of the denominator, not masked with
+// -inf). softpick_eps is added to the denominator after the max shift, as in the paper's kernel.
 // Backward convention: dq, dk and dv are overwritten (they are activation gradients).
 // The flash functions parallelise with OpenMP (forward over (b, h, query block), backward over (b, kv head))
 // and give the same bits for any thread count; extra memory is O(tile) per thread.

@@ -8,7 +8,6 @@
 #include "core/check.h"
 #include "cpu/adamw.h"
 #include "cpu/attention.h"
-#include "cpu/decode.h"
 #include "cpu/embedding.h"
 #include "cpu/lm_head.h"
 #include "cpu/matmul.h"
@@ -144,17 +143,18 @@ public:
                           at<T>(w, OC * IC, "matmul w"), N, IC, OC, accumulate_dinp);
     });
   }
-  void rope_forward(Buffer x, size_t B, size_t T_, size_t Hx, size_t D, double theta) override {
-    typed([&]<class T>(T) { sp::rope_forward(at<T>(x, B * T_ * Hx * D, "rope x"), B, T_, Hx, D, theta); });
+  void rope_forward(Buffer x, size_t B, size_t T_, size_t Hx, size_t D, double theta, size_t pos0) override {
+    typed([&]<class T>(T) { sp::rope_forward(at<T>(x, B * T_ * Hx * D, "rope x"), B, T_, Hx, D, theta, pos0); });
   }
   void rope_backward(Buffer dx, size_t B, size_t T_, size_t Hx, size_t D, double theta) override {
     typed([&]<class T>(T) { sp::rope_backward(at<T>(dx, B * T_ * Hx * D, "rope dx"), B, T_, Hx, D, theta); });
   }
-  void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T_, size_t H, size_t D) override {
+  void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T_, size_t H, size_t D,
+                     size_t pos0) override {
     const size_t n = B * T_ * H * D;
     typed([&]<class T>(T) {
       sp::ssmax_forward(at<T>(q_out, n, "ssmax q_out"), at<T>(q_in, n, "ssmax q_in"), at<T>(s, H, "ssmax s"), B,
-                        T_, H, D);
+                        T_, H, D, pos0);
     });
   }
   void ssmax_backward(Buffer dq_in, Buffer ds, Buffer dq_out, Buffer q_in, Buffer s, size_t B, size_t T_, size_t H,
@@ -166,11 +166,11 @@ public:
     });
   }
   void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, const AttentionShape& s) override {
-    const size_t nq = size_t(s.B * s.T * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
+    const size_t nq = size_t(s.B * s.Tq() * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
     typed([&]<class T>(T) {
       sp::attention_forward(s, at<T>(q, nq, "attention q"), at<T>(k, nkv, "attention k"),
                             at<T>(v, nkv, "attention v"), at<T>(out, nq, "attention out"),
-                            at<T>(lse, size_t(s.B * s.H * s.T), "attention lse"));
+                            at<T>(lse, size_t(s.B * s.H * s.Tq()), "attention lse"));
     });
   }
   void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out, Buffer dout,
@@ -213,23 +213,6 @@ public:
   void lm_head_logits(Buffer logits, Buffer x_row, Buffer w, size_t C, size_t V) override {
     typed([&]<class T>(T) {
       sp::lm_head_logits(at<T>(logits, V, "logits"), at<T>(x_row, C, "x_row"), at<T>(w, V * C, "lm_head w"), C, V);
-    });
-  }
-
-  void rope_forward_at(Buffer x, size_t n, size_t Hx, size_t D, double theta, size_t pos0) override {
-    typed([&]<class T>(T) { sp::rope_forward_at(at<T>(x, n * Hx * D, "rope x"), n, Hx, D, theta, pos0); });
-  }
-  void ssmax_forward_at(Buffer q_out, Buffer q_in, Buffer s, size_t n, size_t H, size_t D, size_t pos0) override {
-    typed([&]<class T>(T) {
-      sp::ssmax_forward_at(at<T>(q_out, n * H * D, "ssmax q_out"), at<T>(q_in, n * H * D, "ssmax q_in"),
-                           at<T>(s, H, "ssmax s"), n, H, D, pos0);
-    });
-  }
-  void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) override {
-    const size_t nq = n * size_t(s.H * s.D), nkv = size_t(s.T * s.Hkv * s.D);
-    typed([&]<class T>(T) {
-      sp::attention_cached(s, n, at<T>(q, nq, "attention q"), at<T>(k, nkv, "attention k cache"),
-                           at<T>(v, nkv, "attention v cache"), at<T>(out, nq, "attention out"));
     });
   }
 

@@ -13,10 +13,10 @@
 namespace sp {
 
 template <class F>
-void ssmax_forward(F* q_out, const F* q_in, const F* s, size_t B, size_t T, size_t H, size_t D) {
+void ssmax_forward(F* q_out, const F* q_in, const F* s, size_t B, size_t T, size_t H, size_t D, size_t pos0) {
 #pragma omp parallel for schedule(static)
   for (size_t bt = 0; bt < B * T; bt++) {
-    const double log_t = std::log(double(bt % T) + 2.0);
+    const double log_t = std::log(double(pos0 + bt % T) + 2.0);
     for (size_t h = 0; h < H; h++) {
       const F a = F(double(s[h]) * log_t);
       const size_t off = (bt * H + h) * D;  // head vector (D) at (b, t, h)
@@ -41,8 +41,9 @@ void ssmax_backward(F* dq_in, F* ds, const F* dq_out, const F* q_in, const F* s,
   });
 }
 
-template void ssmax_forward<float>(float*, const float*, const float*, size_t, size_t, size_t, size_t);
-template void ssmax_forward<double>(double*, const double*, const double*, size_t, size_t, size_t, size_t);
+template void ssmax_forward<float>(float*, const float*, const float*, size_t, size_t, size_t, size_t, size_t);
+template void ssmax_forward<double>(double*, const double*, const double*, size_t, size_t, size_t, size_t,
+                                    size_t);
 template void ssmax_backward<float>(float*, float*, const float*, const float*, const float*, size_t, size_t,
                                     size_t, size_t);
 template void ssmax_backward<double>(double*, double*, const double*, const double*, const double*, size_t,

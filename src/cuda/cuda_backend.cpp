@@ -136,14 +136,19 @@ public:
                        bool accumulate_dinp) override {
     blas_->backward(dinp, dw, dout, inp, w, N, IC, OC, accumulate_dinp);
   }
-  void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta) override {
-    rope(x, B, T, Hx, D, theta, 0, /*inverse=*/false);
+  void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta, size_t pos0) override {
+    rope(x, B, T, Hx, D, theta, pos0, /*inverse=*/false);
   }
   void rope_backward(Buffer dx, size_t B, size_t T, size_t Hx, size_t D, double theta) override {
     rope(dx, B, T, Hx, D, theta, 0, /*inverse=*/true);
   }
-  void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D) override {
-    ssmax(q_out, q_in, s, B, T, H, D, 0);
+  void ssmax_forward(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D,
+                     size_t pos0) override {
+    with_float_type(q_in.dtype, [&](auto t) {
+      using T_ = decltype(t);
+      const size_t n = B * T * H * D;
+      cuda::ssmax_forward_cuda<T_>(at<T_>(q_out, n), at<T_>(q_in, n), at<T_>(s, H), B, T, H, D, pos0, stream_);
+    });
   }
   void ssmax_backward(Buffer dq_in, Buffer ds, Buffer dq_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H,
                       size_t D) override {
@@ -156,11 +161,18 @@ public:
     });
   }
   void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, const AttentionShape& s) override {
-    attend(out, lse, q, k, v, args(s, size_t(s.T), 0));
+    const cuda::AttentionArgs a = args(s);
+    const size_t nq = size_t(a.B * a.Tq * a.H * a.D), nk = size_t(a.B * a.Tk * a.Hkv * a.D);
+    with_float_type(q.dtype, [&](auto t) {
+      using T = decltype(t);
+      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq),
+                                      at<float>(lse, size_t(a.B * a.H * a.Tq)), stream_);
+    });
   }
   void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out, Buffer dout,
                           Buffer lse, const AttentionShape& s) override {
-    const cuda::AttentionArgs a = args(s, size_t(s.T), 0);
+    SP_ASSERT(s.q_offset == 0, "attention with a query offset ({}) runs forward only", s.q_offset);
+    const cuda::AttentionArgs a = args(s);
     const size_t nq = size_t(s.B * s.T * s.H * s.D), nk = size_t(s.B * s.T * s.Hkv * s.D);
     with_float_type(q.dtype, [&](auto t) {
       using T = decltype(t);
@@ -189,18 +201,6 @@ public:
     blas_->forward(logits, x_row, w, 1, C, V);
   }
 
-  // ---- decoding ----
-  void rope_forward_at(Buffer x, size_t n, size_t Hx, size_t D, double theta, size_t pos0) override {
-    rope(x, 1, n, Hx, D, theta, pos0, /*inverse=*/false);
-  }
-  void ssmax_forward_at(Buffer q_out, Buffer q_in, Buffer s, size_t n, size_t H, size_t D, size_t pos0) override {
-    ssmax(q_out, q_in, s, 1, n, H, D, pos0);
-  }
-  void attention_cached(Buffer out, Buffer q, Buffer k, Buffer v, const AttentionShape& s, size_t n) override {
-    Buffer lse = scratch_.buffer(size_t(s.H) * n, DType::F32, stream_);
-    attend(out, lse, q, k, v, args(s, n, size_t(s.T) - n));
-  }
-
   // ---- optimizer ----
   void adamw_update(Buffer master, Buffer weights, Buffer grad, Buffer m, Buffer v, const AdamWArgs& a) override {
     const size_t n = master.numel;
@@ -218,16 +218,8 @@ public:
   }
 
 private:
-  static cuda::AttentionArgs args(const AttentionShape& s, size_t Tq, size_t q_offset) {
-    return cuda::AttentionArgs{s.B, int64_t(Tq), s.T, s.H, s.Hkv, s.D, int64_t(q_offset), s.norm, float(s.softpick_eps)};
-  }
-  void attend(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, const cuda::AttentionArgs& a) {
-    const size_t nq = size_t(a.B * a.Tq * a.H * a.D), nk = size_t(a.B * a.Tk * a.Hkv * a.D);
-    with_float_type(q.dtype, [&](auto t) {
-      using T = decltype(t);
-      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq),
-                                      at<float>(lse, size_t(a.B * a.H * a.Tq)), stream_);
-    });
+  static cuda::AttentionArgs args(const AttentionShape& s) {
+    return cuda::AttentionArgs{s.B, s.Tq(), s.T, s.H, s.Hkv, s.D, s.q_offset, s.norm, float(s.softpick_eps)};
   }
   void rope(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta, size_t pos0, bool inverse) {
     with_float_type(x.dtype, [&](auto t) {
@@ -235,13 +227,6 @@ private:
       T_* p = at<T_>(x, B * T * Hx * D);
       if (inverse) cuda::rope_backward_cuda<T_>(p, B, T, Hx, D, theta, pos0, stream_);
       else cuda::rope_forward_cuda<T_>(p, B, T, Hx, D, theta, pos0, stream_);
-    });
-  }
-  void ssmax(Buffer q_out, Buffer q_in, Buffer s, size_t B, size_t T, size_t H, size_t D, size_t pos0) {
-    with_float_type(q_in.dtype, [&](auto t) {
-      using T_ = decltype(t);
-      const size_t n = B * T * H * D;
-      cuda::ssmax_forward_cuda<T_>(at<T_>(q_out, n), at<T_>(q_in, n), at<T_>(s, H), B, T, H, D, pos0, stream_);
     });
   }
 

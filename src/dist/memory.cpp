@@ -1,5 +1,7 @@
 #include "dist/memory.h"
 
+#include "model/activations.h"
+#include "model/decode.h"
 #include "model/params.h"
 
 #include <algorithm>
@@ -19,32 +21,34 @@ struct Precision {
 constexpr Precision kCpuPrecision{4, 4, 4, 4, 4, true, 4, false};
 constexpr Precision kGpuPrecision{2, 4, 4, 2, 4, false, 6, true};
 
-// Elements kept per token by Model::forward for the backward pass, plus the shared gradient scratch
-// (src/model/model.h, Activations): activations, and the statistics rstd and lse.
-struct ActivationElements {
-  double values, stats;
-};
-
-ActivationElements activation_elements_per_token(const ModelConfig& m) {
-  const double C = double(m.hidden_size), L = double(m.num_hidden_layers), H = double(m.num_heads);
-  const double D = C / H, HD = H * D, KD = double(*m.num_kv_heads) * D, F = double(*m.intermediate_size);
-  const double per_layer = 3 * C + HD + 2 * KD + (m.ssmax ? HD : 0) + HD + 3 * F;  // ln1..act
-  const double scratch = 3 * C + 2 * HD + (m.ssmax ? HD : 0) + 2 * KD + 3 * F;
-  return {(L + 1) * C + L * per_layer + C + scratch, L * (2 + H) + 1};  // stats: rstd1, rstd2, lse; final rstd
+// Bytes of the buffers a table lists (model/activations.h), at this precision.
+double bytes_of(const std::vector<ActivationSpec>& specs, const Precision& p) {
+  double bytes = 0;
+  for (const ActivationSpec& s : specs) {
+    const double per = s.kind == ActKind::Value  ? p.activation
+                       : s.kind == ActKind::Stat ? p.stat
+                       : s.kind == ActKind::Token ? 4.0
+                                                  : double(dtype_size(kAccumDType));
+    bytes += per * double(s.numel());
+  }
+  return bytes;
 }
 
 MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
   const double P = double(flat_size(param_specs(c.model)));
   const bool zero = c.distributed.zero_stage == 1 && W > 1;
   const double shard = zero ? P / W : P;  // elements of the optimizer state on this rank
-  const double T = double(c.training.seq_len), tokens = double(c.training.batch_size) * T;
-  const ActivationElements a = activation_elements_per_token(c.model);
+  const int64_t B = c.training.batch_size, T = c.training.seq_len;
+  const double tokens = double(B * T);
   MemoryBreakdown m;
   m.weights = p.weight * P;
   m.gradients = p.grad * (P + (zero ? shard : 0));  // plus the reduced shard under ZeRO-1
   m.optimizer = shard * (2 + (p.master_is_weights ? 0 : 1)) * p.master;  // moments (+ master)
-  // the batch's activations and those of one sequence (the training loop's samples)
-  m.activations = (tokens + T) * (p.activation * a.values + p.stat * a.stats);
+  // the batch's activations, the samples' decoder, and (rank 0, while it runs) the periodic analysis's
+  // activations of one sequence
+  m.activations = bytes_of(activation_specs(c.model, B, T), p);
+  m.activations += bytes_of(decoder_specs(c.model, T, std::min(T, kDecodeChunk)), p);
+  if (c.logging.analysis_interval) m.activations += bytes_of(activation_specs(c.model, 1, T), p);
   m.activations += p.lm_head_logit * std::min(256.0, tokens) * double(c.model.vocab_size);  // the LM head's chunk
   if (p.reduction_scratch) {
     const double C = double(c.model.hidden_size), H = double(c.model.num_heads);

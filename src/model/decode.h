@@ -5,14 +5,15 @@
 //   decode:   append({token})           one position, attends over the n cached ones
 //   scoring:  truncate(len(context)); append(continuation, logits of every new position)
 //
-// The blocks run the same ops in the same order as Model::forward (model.cpp); only RoPE, SSMax and the
-// attention differ, in taking absolute positions (src/cpu/decode.h). Tests compare the logits with
-// Model::forward over the whole sequence at every step, for every normaliser, SSMax and GQA.
-// Keys are cached after RoPE, so a cached key never needs to be rotated again.
+// Each chunk runs Model::block_forward, the block of the training forward, with a query offset: RoPE and
+// SSMax start at the chunk's first position and the attention's queries are the chunk's rows over every
+// cached key (backend/op_args.h). Tests compare the logits with Model::forward over the whole sequence at
+// every step, for every normaliser, SSMax and GQA. Keys are cached after RoPE, so a cached key never needs
+// to be rotated again.
 //
 // The cache holds at most `capacity` positions; callers keep within the context the model was trained at
-// (RoPE and SSMax saw positions below training.seq_len only). Memory: the cache, 2 L capacity Hkv D values,
-// and the scratch of one chunk; no activations are kept for a backward pass.
+// (RoPE and SSMax saw positions below training.seq_len only). Memory (decoder_specs in model/activations.h):
+// the cache, 2 L capacity Hkv D values, and the scratch of one chunk; nothing is kept for a backward pass.
 #pragma once
 
 #include "backend/op_args.h"
@@ -24,10 +25,13 @@
 
 namespace sp {
 
+// Rows per pass of the blocks: the chunk's scratch, and its (chunk, V) fp32 logits, stay small.
+constexpr int64_t kDecodeChunk = 256;
+
 class Decoder {
 public:
   // A cache for `capacity` positions; appends run in chunks of at most `max_chunk` tokens.
-  Decoder(Model& model, int64_t capacity, int64_t max_chunk = 256);
+  Decoder(Model& model, int64_t capacity, int64_t max_chunk = kDecodeChunk);
   ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
@@ -51,26 +55,17 @@ public:
   // computes it without host logits. reset() and truncate() leave the accumulator alone.
   void append_scored(std::span<const int32_t> tokens, std::span<const int32_t> targets);
   // The loss added since the last take_loss(), read once after a loop of append_scored(); a sync point.
-  LossSum take_loss() { return sp::take_loss(be_, loss_); }
+  LossSum take_loss() { return sp::take_loss(be_, b_.loss); }
 
 private:
-  // One chunk through the blocks; leaves the final-norm output of its rows in final_.
+  // One chunk through the blocks; leaves the final-norm output of its rows in b_.final_norm.
   void run_chunk(std::span<const int32_t> tokens);
 
   Model& model_;
   Backend& be_;
   ModelDims d_;
   int64_t capacity_, chunk_, len_ = 0;
-  AttentionShape shape_;        // normaliser and eps; B and T are set per call
-  // activation_dtype(), except the rstd buffers (stat_dtype()) and the i32 tokens and targets
-  std::vector<Buffer> k_, v_;   // L of (capacity, Hkv, D): cached keys (after RoPE) and values
-  Buffer tokens_, targets_;     // (chunk) i32
-  Buffer x_, ln_, rstd_, mid_;  // (chunk, C), (chunk, C), (chunk), (chunk, C)
-  Buffer q_, q_scaled_, att_;   // (chunk, H, D) each; q_scaled_ only with SSMax
-  Buffer gate_, up_, act_;      // (chunk, F) each
-  Buffer final_, final_rstd_;   // (chunk, C), (chunk)
-  Buffer logits_;               // (chunk, V)
-  Buffer loss_;                 // (2) kAccumDType: [sum of nats, rows with a target]
+  DecoderBuffers b_;  // from decoder_specs(config, capacity_, chunk_) (model/activations.h)
 };
 
 }  // namespace sp

@@ -102,60 +102,13 @@ AttentionShape Model::attention_shape(int64_t B, int64_t T) const {
 }
 
 Activations Model::make_activations(int64_t B, int64_t T) {
-  const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
-  auto buf = [&](size_t n) { return be_.alloc(n, be_.activation_dtype()); };
-  auto stat = [&](size_t n) { return be_.alloc(n, be_.stat_dtype()); };
   Activations a;
-  a.B = B;
-  a.T = T;
-  a.tokens = be_.alloc(N, DType::I32);
-  a.targets = be_.alloc(N, DType::I32);
-  for (int64_t l = 0; l <= d_.L; ++l) a.resid.push_back(buf(N * C));
-  for (int64_t l = 0; l < d_.L; ++l) {
-    Activations::Layer x;
-    x.ln1 = buf(N * C);
-    x.rstd1 = stat(N);
-    x.q = buf(N * HD);
-    x.k = buf(N * KD);
-    x.v = buf(N * KD);
-    if (cfg_.ssmax) x.q_scaled = buf(N * HD);
-    x.att = buf(N * HD);
-    x.lse = stat(N * size_t(d_.H));
-    x.mid = buf(N * C);
-    x.ln2 = buf(N * C);
-    x.rstd2 = stat(N);
-    x.gate = buf(N * F);
-    x.up = buf(N * F);
-    x.act = buf(N * F);
-    a.layers.push_back(x);
-  }
-  a.final_norm = buf(N * C);
-  a.final_rstd = stat(N);
-  a.d_resid = buf(N * C);
-  a.d_ln = buf(N * C);
-  a.d_final = buf(N * C);
-  a.d_q = buf(N * HD);
-  if (cfg_.ssmax) a.d_q_scaled = buf(N * HD);
-  a.d_att = buf(N * HD);
-  a.d_k = buf(N * KD);
-  a.d_v = buf(N * KD);
-  a.d_gate = buf(N * F);
-  a.d_up = buf(N * F);
-  a.d_act = buf(N * F);
-  a.logits = stat(size_t(d_.V));  // fp32 where activations are bf16: sampling reads them
-  a.loss = be_.alloc(2, kAccumDType);
+  allocate_activations(be_, activation_specs(cfg_, B, T, &a));
   return a;
 }
 
 void Model::free_activations(Activations& a) {
-  std::vector<Buffer> all = {a.tokens, a.targets, a.final_norm, a.final_rstd, a.d_resid, a.d_ln, a.d_final,
-                             a.d_q, a.d_q_scaled, a.d_att, a.d_k, a.d_v, a.d_gate, a.d_up, a.d_act, a.logits, a.loss};
-  all.insert(all.end(), a.resid.begin(), a.resid.end());
-  for (auto& x : a.layers)
-    all.insert(all.end(), {x.ln1, x.rstd1, x.q, x.k, x.v, x.q_scaled, x.att, x.lse, x.mid, x.ln2, x.rstd2, x.gate,
-                           x.up, x.act});
-  for (auto& b : all)
-    if (b) be_.release(b);
+  if (a.B > 0) release_activations(be_, activation_specs(cfg_, a.B, a.T, &a));
   a = Activations{};
 }
 
@@ -164,39 +117,50 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
   SP_ASSERT(tokens.size() == size_t(B * T), "forward: {} tokens for ({}, {})", tokens.size(), B, T);
   a.cur_B = B;
   a.cur_T = T;
-  const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
-  const double eps = cfg_.norm_eps, theta = cfg_.rope_theta;
+  const size_t N = size_t(B * T), C = size_t(d_.C);
   const AttentionShape shape = attention_shape(B, T);
-
   be_.upload(a.tokens, tokens);
   be_.embedding_forward(a.resid[0], a.tokens, w_.embed, N, C);
-  for (int64_t l = 0; l < d_.L; ++l) {
-    const LayerTensors& w = w_.layers[size_t(l)];
-    Activations::Layer& x = a.layers[size_t(l)];
-    // attention sub-block: mid = resid + o_proj(attention(rmsnorm(resid)))
-    be_.rmsnorm_forward(x.ln1, x.rstd1, a.resid[size_t(l)], w.ln1, N, C, eps);
-    be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
-    be_.matmul_forward(x.k, x.ln1, w.k, N, C, KD);
-    be_.matmul_forward(x.v, x.ln1, w.v, N, C, KD);
-    be_.rope_forward(x.q, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D), theta);
-    be_.rope_forward(x.k, size_t(B), size_t(T), size_t(d_.Hkv), size_t(d_.D), theta);
-    Buffer q_att = x.q;
-    if (cfg_.ssmax) {
-      be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D));
-      q_att = x.q_scaled;
-    }
-    be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, shape);
-    be_.matmul_forward(x.mid, x.att, w.o, N, HD, C);
-    be_.accumulate(x.mid.slice(0, N * C), a.resid[size_t(l)].slice(0, N * C));
-    // MLP sub-block: resid' = mid + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rmsnorm(mid)
-    be_.rmsnorm_forward(x.ln2, x.rstd2, x.mid, w.ln2, N, C, eps);
-    be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
-    be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
-    be_.swiglu_forward(x.act, x.gate, x.up, N * F);
-    be_.matmul_forward(a.resid[size_t(l) + 1], x.act, w.down, N, F, C);
-    be_.accumulate(a.resid[size_t(l) + 1].slice(0, N * C), x.mid.slice(0, N * C));
+  for (int64_t l = 0; l < d_.L; ++l)
+    block_forward(l, a.layers[size_t(l)], a.resid[size_t(l)], a.resid[size_t(l) + 1], shape);
+  be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(d_.L)], w_.norm, N, C, cfg_.norm_eps);
+}
+
+void Model::block_forward(int64_t l, const BlockActivations& x, Buffer in, Buffer out, const AttentionShape& s) {
+  SP_ASSERT(l >= 0 && l < d_.L && (s.q_offset == 0 || s.B == 1), "block {} on B={} with query offset {}", l, s.B,
+            s.q_offset);
+  const LayerTensors& w = w_.layers[size_t(l)];
+  const size_t Tq = size_t(s.Tq()), N = size_t(s.B) * Tq, pos0 = size_t(s.q_offset);
+  const size_t C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
+  const size_t B = size_t(s.B), H = size_t(d_.H), Hkv = size_t(d_.Hkv), D = size_t(d_.D);
+  const double eps = cfg_.norm_eps, theta = cfg_.rope_theta;
+  const Buffer k_new = x.k.slice(pos0 * KD, N * KD);  // (B, Tq, Hkv, D): the keys and values of these rows
+  const Buffer v_new = x.v.slice(pos0 * KD, N * KD);
+  in = in.slice(0, N * C);
+  out = out.slice(0, N * C);
+  const Buffer mid = x.mid.slice(0, N * C);
+  // attention sub-block: mid = in + o_proj(attention(rmsnorm(in)))
+  be_.rmsnorm_forward(x.ln1, x.rstd1, in, w.ln1, N, C, eps);
+  be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
+  be_.matmul_forward(k_new, x.ln1, w.k, N, C, KD);
+  be_.matmul_forward(v_new, x.ln1, w.v, N, C, KD);
+  be_.rope_forward(x.q, B, Tq, H, D, theta, pos0);
+  be_.rope_forward(k_new, B, Tq, Hkv, D, theta, pos0);
+  Buffer q_att = x.q;
+  if (cfg_.ssmax) {
+    be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, B, Tq, H, D, pos0);
+    q_att = x.q_scaled;
   }
-  be_.rmsnorm_forward(a.final_norm, a.final_rstd, a.resid[size_t(d_.L)], w_.norm, N, C, eps);
+  be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, s);
+  be_.matmul_forward(mid, x.att, w.o, N, HD, C);
+  be_.accumulate(mid, in);
+  // MLP sub-block: out = mid + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rmsnorm(mid)
+  be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, eps);
+  be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
+  be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
+  be_.swiglu_forward(x.act, x.gate, x.up, N * F);
+  be_.matmul_forward(out, x.act, w.down, N, F, C);
+  be_.accumulate(out, mid);
 }
 
 void Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
@@ -219,7 +183,7 @@ void Model::backward(Activations& a) {
   for (int64_t l = d_.L - 1; l >= 0; --l) {
     const LayerTensors& w = w_.layers[size_t(l)];
     const LayerTensors& g = g_.layers[size_t(l)];
-    Activations::Layer& x = a.layers[size_t(l)];
+    const BlockActivations& x = a.layers[size_t(l)];
     // MLP sub-block; the skip path leaves d_resid as it is, the norm path adds to it
     be_.matmul_backward(a.d_act, g.down, a.d_resid, x.act, w.down, N, F, C, false);
     be_.swiglu_backward(a.d_gate, a.d_up, a.d_act, x.gate, x.up, N * F);

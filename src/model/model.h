@@ -6,7 +6,7 @@
 //
 // Three plain parts: the config (ModelConfig), the weights (Model: flat parameter and gradient buffers
 // with per-tensor views from the one parameter table), and the activations (Activations, sized for a
-// batch shape). A training step is forward() + loss(with gradients) + backward(); evaluation is forward()
+// batch shape, from the one activation table of model/activations.h). A training step is forward() + loss(with gradients) + backward(); evaluation is forward()
 // + loss(); the loss sums stay on the device until take_loss() reads them, once per step or evaluation.
 // Generation and task scoring use the key/value-cached pass of model/decode.h over the same weights.
 // docs/architecture.md walks through it.
@@ -14,6 +14,7 @@
 
 #include "backend/backend.h"
 #include "config/config.h"
+#include "model/activations.h"
 #include "model/params.h"
 
 #include <cstdint>
@@ -44,34 +45,6 @@ struct ModelTensors {
   std::vector<LayerTensors> layers;
 };
 
-// Activations of one forward pass, kept for the backward pass, plus the gradient scratch.
-// Allocated for at most (B, T); a pass may use a shorter T (sampling). Buffers are activation_dtype(),
-// except the statistics rstd and lse (stat_dtype()) and tokens and targets (I32).
-struct Activations {
-  int64_t B = 0, T = 0;       // capacity
-  int64_t cur_B = 0, cur_T = 0;  // shape of the last forward()
-  Buffer tokens, targets;      // (B, T) i32
-  std::vector<Buffer> resid;   // L + 1 of (B, T, C): input of block l; resid[L] is the last block's output
-  struct Layer {
-    Buffer ln1, rstd1;         // (B, T, C), (B, T)
-    Buffer q, k, v;            // (B, T, H, D) after RoPE, (B, T, Hkv, D) after RoPE, (B, T, Hkv, D)
-    Buffer q_scaled;           // (B, T, H, D) SSMax-scaled q (only with model.ssmax)
-    Buffer att, lse;           // (B, T, H, D), (B, H, T)
-    Buffer mid;                // (B, T, C) residual after attention
-    Buffer ln2, rstd2;         // (B, T, C), (B, T)
-    Buffer gate, up, act;      // (B, T, F) each
-  };
-  std::vector<Layer> layers;
-  Buffer final_norm, final_rstd;  // (B, T, C), (B, T)
-  // gradient scratch, shared by all layers
-  Buffer d_resid, d_ln, d_final;  // (B, T, C)
-  Buffer d_q, d_q_scaled, d_att;  // (B, T, H, D)
-  Buffer d_k, d_v;                // (B, T, Hkv, D)
-  Buffer d_gate, d_up, d_act;     // (B, T, F)
-  Buffer logits;                  // (V) for sampling
-  Buffer loss;                    // (2) kAccumDType: [sum of nats, rows with a target], added to by loss()
-};
-
 class Model {
 public:
   // The flat buffers are padded to a multiple of `pad_multiple` elements (ZeRO-1 shards them evenly).
@@ -100,11 +73,17 @@ public:
   void init_weights(uint64_t seed);
   void zero_grads();
 
+  // Allocates the activations of activation_specs(config(), B, T) (model/activations.h); frees them.
   Activations make_activations(int64_t B, int64_t T);
   void free_activations(Activations& a);
 
   // Runs the blocks and the final norm on tokens (B, T) (host memory, B <= a.B, T <= a.T).
   void forward(Activations& a, std::span<const int32_t> tokens, int64_t B, int64_t T);
+  // Block l on the rows of s's queries: out (B, Tq, C) = block(in (B, Tq, C)), the intermediates in x.
+  // RoPE and SSMax start at position s.q_offset; with an offset, B must be 1 (the decoder). out may alias in.
+  // The one block of the model: forward() and the key/value-cached decoder (decode.h) both call it.
+  void block_forward(int64_t l, const BlockActivations& x, Buffer in, Buffer out, const AttentionShape& s);
+  AttentionShape attention_shape(int64_t B, int64_t T) const;  // training's: no query offset
   // Adds the cross-entropy of the last forward() against targets (B, T) (host, < 0 = ignored) to a.loss,
   // on the device. With gradients, also seeds the backward pass: the LM head gradient accumulates and
   // d(final norm) is stored.
@@ -117,7 +96,6 @@ public:
   void last_logits(Activations& a, std::span<float> logits);
 
 private:
-  AttentionShape attention_shape(int64_t B, int64_t T) const;
   std::vector<double> init_values(size_t i, uint64_t seed) const;  // tensor specs_[i]'s init, host fp64
   ModelTensors views(Buffer flat) const;
 

@@ -97,11 +97,9 @@ Generation generate(Decoder& dec, std::span<const int32_t> prompt, const SampleO
   return g;
 }
 
-std::vector<int32_t> generate(Model& model, Activations& acts, std::vector<int32_t> prompt,
-                              const SampleOptions& opt) {
-  Decoder dec(model, acts.T);
-  if (int64_t(prompt.size()) > acts.T)  // keep the newest tokens, as a sliding window would
-    prompt.erase(prompt.begin(), prompt.end() - acts.T);
+std::vector<int32_t> generate_sliding(Decoder& dec, std::vector<int32_t> prompt, const SampleOptions& opt) {
+  if (int64_t(prompt.size()) > dec.capacity())  // keep the newest tokens, as a sliding window would
+    prompt.erase(prompt.begin(), prompt.end() - dec.capacity());
   SampleOptions o = opt;
   o.slide = true;
   return generate(dec, prompt, o).ids;

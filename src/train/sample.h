@@ -44,9 +44,8 @@ int32_t pick_token(std::span<const float> logits, const SampleOptions& opt, Rng&
 // Continues `prompt` (1 <= size <= dec.capacity(), ids < V; an Error otherwise). Resets the decoder first.
 Generation generate(Decoder& dec, std::span<const int32_t> prompt, const SampleOptions& opt);
 
-// Training-time samples: a decoder whose context is acts.T (the activations themselves are not needed by
-// the cached path), sliding when full. Returns the new ids.
-std::vector<int32_t> generate(Model& model, Activations& acts, std::vector<int32_t> prompt,
-                              const SampleOptions& opt);
+// Training-time samples: keeps the newest dec.capacity() tokens of the prompt and slides when the context
+// is full. Returns the new ids.
+std::vector<int32_t> generate_sliding(Decoder& dec, std::vector<int32_t> prompt, const SampleOptions& opt);
 
 }  // namespace sp

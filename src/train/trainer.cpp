@@ -12,6 +12,7 @@
 #include "data/tokenizer.h"
 #include "dist/comm.h"
 #include "dist/memory.h"
+#include "model/decode.h"
 #include "model/model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -73,11 +74,11 @@ double evaluate(Model& model, Activations& acts, DataLoader& val, int64_t batche
   return sums[0] / std::max(1.0, sums[1]);
 }
 
-std::string sample_text(Model& model, Activations& acts, const Tokenizer& tok, const Config& cfg, int64_t step) {
+std::string sample_text(Decoder& dec, const Tokenizer& tok, const Config& cfg, int64_t step) {
   SampleOptions opt;
   opt.max_new_tokens = cfg.logging.sample_tokens;
   opt.seed = mix_seed(uint64_t(cfg.training.seed), 0x5A3B1E, uint64_t(step));  // independent of training state
-  auto ids = generate(model, acts, {int32_t(cfg.model.bos_token_id)}, opt);
+  auto ids = generate_sliding(dec, {int32_t(cfg.model.bos_token_id)}, opt);
   return tok.decode(ids);
 }
 
@@ -218,7 +219,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
   optimizer.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
   Activations acts = model.make_activations(B, T);
-  Activations sample_acts = model.make_activations(1, T);
+  Decoder sampler(model, T);  // the samples' key/value cache, held for the run: its memory is known up front
 
   DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true, *comm), "data.train_files");
   DataLoader val_data(glob_files(cfg.data.val_files), loader_options(cfg, false, *comm), "data.val_files");
@@ -294,7 +295,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     if (rank0 && cfg.logging.analysis_interval && step % *cfg.logging.analysis_interval == 0)
       record(periodic_analysis(model, analysis_tokens, analysis_S, T, step));
     if (rank0 && step > 0 && step % cfg.logging.sample_interval == 0) {
-      const std::string text = sample_text(model, sample_acts, tokenizer, cfg, step);
+      const std::string text = sample_text(sampler, tokenizer, cfg, step);
       record({{"type", "sample"}, {"step", step}, {"text", text}});
       spdlog::info("sample at step {}:\n{}", step, text);
     }
@@ -345,7 +346,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   summary.last_val_loss = val;
   record({{"type", "eval"}, {"step", summary.steps_done}, {"val_loss", val}});
   if (rank0) {
-    const std::string text = sample_text(model, sample_acts, tokenizer, cfg, summary.steps_done);
+    const std::string text = sample_text(sampler, tokenizer, cfg, summary.steps_done);
     record({{"type", "sample"}, {"step", summary.steps_done}, {"text", text}});
     spdlog::info("final sample:\n{}", text);
   }
@@ -354,7 +355,6 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
                summary.skipped_steps, summary.last_train_loss, summary.first_val_loss, summary.last_val_loss,
                (run_dir / "metrics.jsonl").string());
   model.free_activations(acts);
-  model.free_activations(sample_acts);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
   return summary;
