@@ -19,6 +19,7 @@
 #include "common.cuh"
 
 #include "attention.cuh"
+#include "attention_mma.cuh"
 #include "attention_policy.cuh"
 
 #include <algorithm>
@@ -358,18 +359,6 @@ __global__ void attention_dq_kernel(const T* q, const T* k, const T* v, const T*
 
 // The one list of head dims; with the normaliser's (attention_policy.cuh), calls f(N{}, integral_constant<D>)
 // for the runtime values, so a launcher instantiates its kernels on both.
-template <class F>
-void dispatch(const AttentionArgs& a, F&& f) {
-  attn::dispatch_normaliser(a.norm, [&](auto norm) {
-    switch (a.D) {
-      case 32: f(norm, std::integral_constant<int, 32>{}); return;
-      case 64: f(norm, std::integral_constant<int, 64>{}); return;
-      case 128: f(norm, std::integral_constant<int, 128>{}); return;
-    }
-    SP_ASSERT(false, "attention: head dim D = {} is not supported (32, 64 or 128)", a.D);
-  });
-}
-
 void check_args(const AttentionArgs& a) {
   SP_ASSERT(a.B > 0 && a.Tq > 0 && a.Tk > 0 && a.H > 0 && a.Hkv > 0,
             "attention shape B={} Tq={} Tk={} H={} Hkv={}", a.B, a.Tq, a.Tk, a.H, a.Hkv);
@@ -383,13 +372,6 @@ void check_args(const AttentionArgs& a) {
 
 unsigned blocks_of(int64_t n, int64_t block) { return unsigned((n + block - 1) / block); }
 
-// The tiles at D = 128 need more than the default 48 KiB of dynamic shared memory.
-template <class... P>
-void allow_dynamic_smem(void (*kernel)(P...), size_t bytes) {
-  CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                  int(bytes)));
-}
-
 }  // namespace
 
 template <class T>
@@ -397,8 +379,11 @@ void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, cons
                             cudaStream_t s) {
   check_args(a);
   SP_ASSERT(q && k && v && out && lse, "attention_forward_cuda: null pointer");
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return attention_forward_mma_cuda(a, q, k, v, out, lse, s);  // tensor cores (attention_mma.cu)
+  }
   const dim3 grid(blocks_of(a.Tq, kFwdBlockQ), unsigned(a.H), unsigned(a.B));
-  dispatch(a, [&](auto norm, auto head_dim) {
+  attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
     using N = decltype(norm);
     constexpr int D = decltype(head_dim)::value;
     constexpr size_t smem = ForwardTiles<D>::kFloats * sizeof(float);
@@ -421,7 +406,7 @@ void attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, con
             a.Tq, a.H, int(a.D));
   const dim3 kv_grid(blocks_of(a.Tk, kBwdBlock), unsigned(a.Hkv), unsigned(a.B));
   const dim3 q_grid(blocks_of(a.Tq, kBwdBlock), unsigned(a.H), unsigned(a.B));
-  dispatch(a, [&](auto norm, auto head_dim) {
+  attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
     using N = decltype(norm);
     constexpr int D = decltype(head_dim)::value;
     constexpr size_t smem = BackwardTiles<D>::kFloats * sizeof(float);

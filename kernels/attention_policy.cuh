@@ -7,7 +7,8 @@
 //     softmax; 0 for softpick and rectified, so that c = max(0, running max), docs §3.3), a running
 //     denominator l and an accumulator acc. When a tile moves the shift from c to c', l and acc are
 //     multiplied by exp(c - c') (exact for every normaliser, §3.2), then each VISIBLE score x of the tile
-//     adds term(x, c', exp(-c')): w to the weight of its value row, den to l. Masked keys never reach a
+//     adds term(x, c', exp(-c')): w to the weight of its value row, den to l (in either unit of scores,
+//     Natural or Base2 below). Masked keys never reach a
 //     policy: softpick would count them in its denominator (§3.1).
 //   * end of a row: row_end(c, l, eps) gives 1 / denominator and lse. An empty row (softpick: no score
 //     > 0; rectified: no score >= 0) gets 0 and lse = +inf: it outputs exact zeros (§5).
@@ -21,8 +22,24 @@
 #include "backend/op_args.h"
 
 #include <cmath>
+#include <cstdint>
+#include <type_traits>
 
 namespace sp::cuda::attn {
+
+// The units scores reach a policy in. Natural: x = q . k / sqrt(D), exp is expf. Base2: x2 = x log2(e),
+// so exp(x) = exp2(x2), one instruction (the tensor-core kernel folds log2(e) into the score scale). The
+// policies' formulas hold in either unit with its exponential: a shift and a max commute with the scaling,
+// the denominator terms are exponentials (unit-free), and the thresholds at 0 keep their sign.
+struct Natural {
+  __device__ static float exp(float x) { return expf(x); }
+  __device__ static float natural_log(float c, float den) { return c + logf(den); }  // ln(e^c den)
+};
+struct Base2 {
+  __device__ static float exp(float x) { return exp2f(x); }
+  // ln(2^c den) = (c + log2(den)) ln 2: lse is saved in natural units whatever the kernel's
+  __device__ static float natural_log(float c, float den) { return (c + log2f(den)) * 0.693147180559945309f; }
+};
 
 struct Term {
   float w;    // weight of the key's value row, relative to the current shift
@@ -36,8 +53,9 @@ struct ScoreGrad {
 
 struct Softmax {
   static constexpr float kInitialShift = -INFINITY;
+  template <class U = Natural>
   __device__ static Term term(float x, float c, float /*base*/) {
-    const float w = expf(x - c);
+    const float w = U::exp(x - c);
     return {w, w};
   }
   __device__ static float denominator(float l, float /*eps*/) { return l; }
@@ -50,8 +68,9 @@ struct Softmax {
 
 struct Softpick {
   static constexpr float kInitialShift = 0.0f;
+  template <class U = Natural>
   __device__ static Term term(float x, float c, float base) {
-    const float e = expf(x - c) - base;  // e^{-c} (e^x - 1)
+    const float e = U::exp(x - c) - base;  // e^{-c} (e^x - 1)
     return {fmaxf(e, 0.0f), fabsf(e)};
   }
   __device__ static float denominator(float l, float eps) { return l + eps; }  // eps after the shift
@@ -66,8 +85,9 @@ struct Softpick {
 // rule are softmax's.
 struct Rectified : Softmax {
   static constexpr float kInitialShift = 0.0f;
+  template <class U = Natural>
   __device__ static Term term(float x, float c, float /*base*/) {
-    const float w = x >= 0.0f ? expf(x - c) : 0.0f;
+    const float w = x >= 0.0f ? U::exp(x - c) : 0.0f;
     return {w, w};
   }
   __device__ static ScoreGrad grad(float x, float lse, float /*base*/, float dp, float delta) {
@@ -81,11 +101,12 @@ struct RowEnd {
   float lse;      // saved for the backward pass
 };
 
-template <class N>
+// c in the units U; lse comes out in natural units.
+template <class N, class U = Natural>
 __device__ RowEnd row_end(float c, float l, float eps) {
   const float den = N::denominator(l, eps);
   if (N::empty(c, den)) return {0.0f, INFINITY};
-  return {1.0f / den, c + logf(den)};
+  return {1.0f / den, U::natural_log(c, den)};
 }
 
 // The one list of normalisers: calls f(Softmax{}), f(Softpick{}) or f(Rectified{}) for the runtime value,
@@ -98,6 +119,19 @@ void dispatch_normaliser(Normaliser n, F&& f) {
     case Normaliser::Rectified: f(Rectified{}); return;
   }
   SP_ASSERT(false, "unknown normaliser {}", int(n));
+}
+
+// The same over the normaliser and the head dim (32, 64 or 128): f(policy, std::integral_constant<int, D>).
+template <class F>
+void dispatch_attention(Normaliser n, int64_t D, F&& f) {
+  dispatch_normaliser(n, [&](auto norm) {
+    switch (D) {
+      case 32: f(norm, std::integral_constant<int, 32>{}); return;
+      case 64: f(norm, std::integral_constant<int, 64>{}); return;
+      case 128: f(norm, std::integral_constant<int, 128>{}); return;
+    }
+    SP_ASSERT(false, "attention: head dim D = {} is not supported (32, 64 or 128)", D);
+  });
 }
 
 }  // namespace sp::cuda::attn

@@ -32,6 +32,13 @@
   T* const name = reinterpret_cast<T*>(sp_dynamic_smem_)
 #endif
 
+// SP_UNROLL before a loop over a register array: nvcc unrolls it fully, so the array stays in registers.
+#if defined(SOFTPICK_CUDA_EMU)
+#define SP_UNROLL
+#else
+#define SP_UNROLL _Pragma("unroll")
+#endif
+
 // SP_LAUNCH(kernel, grid, block, dynamic_smem, stream, args...): launches and checks the launch, naming
 // this line if it fails. A template kernel goes in parentheses: SP_LAUNCH((k<64, true>), ...).
 #define SP_LAUNCH(kernel, grid, block, smem, stream, ...) \
@@ -49,6 +56,13 @@ void launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, size_
 #endif
   const cudaError_t rc = cudaGetLastError();
   if (rc != cudaSuccess) ::sp::check_failed("CUDA", name, file, line, cudaGetErrorString(rc));
+}
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory (above the default 48 KiB needs this opt-in).
+template <class... P>
+void allow_dynamic_smem(void (*kernel)(P...), size_t bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel), cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  int(bytes)));
 }
 
 // Blocks of `threads` threads to cover n items once (at least one block).

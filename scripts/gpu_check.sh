@@ -3,7 +3,7 @@
 # of this project's Debian development packages, it builds for the local GPU, runs the CUDA backend's tests
 # on the device (the backend-op table against the CPU's fp64 reference, a training step against the CPU,
 # tests/test_cuda_training.sh), compute-sanitizer (memcheck, racecheck) on the backend-op table, the
-# training-step benchmark and a 200-step demo_softpick run on the GPU next to the same run on the CPU, and
+# training-step and attention benchmarks and a 200-step demo_softpick run on the GPU next to the same run on the CPU, and
 # writes a short report.
 #
 #   scripts/gpu_check.sh --prepare     on a Debian machine with the package mirror and the demo corpus
@@ -17,6 +17,9 @@
 # stage has a time limit (at most 18 minutes in all); a stage that fails or runs out of time is reported as
 # such and the check goes on.
 set -uo pipefail
+# Every variable is exported: a stage that runs one of this script's functions runs it in a child bash
+# (timeout(1) starts programs only), which needs the variables the function reads.
+set -a
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEPS="$ROOT/.gpu-deps"
@@ -53,7 +56,12 @@ stage() {
   shift 2
   local t0=$SECONDS rc=0
   printf '\n==> %s\n' "$name" | tee -a "$LOG"
-  timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1 || rc=$?
+  if declare -F "$1" >/dev/null; then  # a function of this script: in a child bash that inherits it
+    export -f "$1"
+    timeout --kill-after=10 "$limit" bash -o pipefail -c '"$@"' stage "$@" >>"$LOG" 2>&1 || rc=$?
+  else
+    timeout --kill-after=10 "$limit" "$@" >>"$LOG" 2>&1 || rc=$?
+  fi
   local status="ok"
   [ $rc -eq 124 ] && status="TIMED OUT after ${limit}s"
   [ $rc -ne 0 ] && [ $rc -ne 124 ] && status="FAILED (exit $rc)"
@@ -119,6 +127,12 @@ bench() {
     --training.seq_len=4096 | tee "$BENCH_OUT"
 }
 stage "training-step benchmark (340M, B 4, T 4096)" 120 bench
+ATTN_OUT="$REPORT_DIR/bench_attention.txt"
+bench_attention() {  # the attention table: softmax and softpick, forward and backward, head dims 64 and 128
+  "$BUILD/softpick" bench "$ROOT/configs/softpick_340m.json" --device=cuda --only=attention --attention-D=64,128 \
+    --attention-T=1024,4096,16384 | tee "$ATTN_OUT"
+}
+stage "attention benchmark (T 1024..16384, D 64 and 128)" 90 bench_attention
 
 # ---- 200 steps of demo_softpick, on the GPU and on the CPU ----
 DATA="$DEPS/data"
@@ -153,6 +167,7 @@ report ""
 report "## Benchmark output"
 report '```'
 [ -f "$BENCH_OUT" ] && cat "$BENCH_OUT" >>"$REPORT"
+[ -f "$ATTN_OUT" ] && cat "$ATTN_OUT" >>"$REPORT"
 report '```'
 report ""
 report "Total: $((SECONDS - START)) s. Full log: gpu_check.log."

@@ -1,4 +1,5 @@
-// The CUDA attention kernels (kernels/attention.cu) against the CPU flash reference (src/cpu/attention.h)
+// The CUDA attention kernels (kernels/attention.cu; the bf16 forward is the tensor-core kernel of
+// kernels/attention_mma.cu) against the CPU flash reference (src/cpu/attention.h)
 // run on the same inputs (bf16 inputs are rounded first): every normaliser, float and bf16, head dims 64
 // and 128 (and 32), multi-head, grouped and multi-query attention, lengths with masked tails, decoding rows
 // (Tq < Tk), rows that output zero, scores far below -88 before positive ones, and the determinism of the
@@ -190,7 +191,7 @@ TEMPLATE_TEST_CASE("cuda attention on decoding rows: the last Tq of Tk rows, q_o
   uint64_t seed = 100;
   for (Normaliser norm : kAll)
     for (int64_t D : {64, 128})
-      for (Rows r : {Rows{1, 17}, Rows{1, 67}, Rows{5, 67}, Rows{33, 80}}) {
+      for (Rows r : {Rows{1, 17}, Rows{1, 67}, Rows{5, 67}, Rows{33, 80}, Rows{70, 200}}) {
         INFO(name(norm) << " D=" << D << " Tq=" << r.Tq << " Tk=" << r.Tk);
         check_problem<TestType>(random_problem<TestType>(args(norm, 2, r.Tq, r.Tk, 4, 2, D), seed++));
       }
@@ -244,8 +245,9 @@ TEMPLATE_TEST_CASE("cuda attention: rows without a positive score output zero, l
     }
 }
 
-// The first key tile scores -96 exactly for every query (q = 1, k = -12 at D = 64): the unfloored shift
-// would overflow exp(-m) there, and the later keys bring positive scores (docs/attention.md §3.3).
+// The first 64 keys (the first key tile of both kernels: 32 keys for fp32, 64 for the tensor-core bf16
+// one) score -96 exactly for every query (q = 1, k = -12 at D = 64): the unfloored shift would overflow
+// exp(-m) there, and the later keys bring positive scores (docs/attention.md §3.3).
 TEMPLATE_TEST_CASE("cuda attention: scores far below -88 on the first key tile, positive ones after it", "[cuda]",
                    float, __nv_bfloat16) {
   for (Normaliser norm : kAll)
@@ -254,7 +256,7 @@ TEMPLATE_TEST_CASE("cuda attention: scores far below -88 on the first key tile, 
       const AttentionArgs a = args(norm, 1, 67, 67, 4, 2, D);
       Problem p = random_problem<TestType>(a, 11);
       std::fill(p.q.begin(), p.q.end(), 1.0f);
-      for (int64_t t = 0; t < 32; ++t)
+      for (int64_t t = 0; t < 64; ++t)
         std::fill_n(p.k.begin() + t * a.Hkv * a.D, a.Hkv * a.D, -12.0f);
       const Outputs got = check_problem<TestType>(p);
       if (norm != Normaliser::Softmax) REQUIRE(got.lse[0] == INFINITY);  // row 0 sees only key 0

@@ -74,65 +74,101 @@ struct AttnTiming {
   double fwd_ms = 0, bwd_ms = 0;
 };
 
-AttnTiming time_attention(const AttentionShape& s, bool naive, int reps) {
+// Times the flash attention forward and backward of `s` through the backend (best of `reps` after a
+// warm-up), on random inputs in the backend's activation dtype; every clock is read after a sync.
+AttnTiming time_attention(Backend& be, const AttentionShape& s, int reps) {
   const size_t nq = size_t(s.B * s.T * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
-  std::vector<float> q(nq), k(nkv), v(nkv), out(nq), dout(nq), dq(nq), dk(nkv), dv(nkv);
-  std::vector<float> lse(size_t(s.B * s.H * s.T));
-  std::vector<float> probs(naive ? size_t(s.B * s.H) * size_t(s.T) * size_t(s.T) : 0);
+  const DType act = be.activation_dtype();
+  std::vector<Buffer> owned;
+  auto buffer = [&](size_t n, DType dt) { return owned.emplace_back(be.alloc(n, dt)); };
   Rng rng(3);
-  for (auto* x : {&q, &k, &v, &dout})
-    for (auto& e : *x) e = float(rng.normal());
+  auto random = [&](size_t n) {
+    std::vector<float> host(n);
+    for (auto& e : host) e = float(rng.normal());
+    const Buffer b = buffer(n, act);
+    be.upload(b, host);
+    return b;
+  };
+  const Buffer q = random(nq), k = random(nkv), v = random(nkv), dout = random(nq);
+  const Buffer out = buffer(nq, act), dq = buffer(nq, act), dk = buffer(nkv, act), dv = buffer(nkv, act);
+  const Buffer lse = buffer(size_t(s.B * s.H * s.T), be.stat_dtype());
   AttnTiming t;
   for (int r = 0; r <= reps; ++r) {  // r = 0 warms up
+    be.sync();
     Stopwatch sw;
-    if (naive) attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
-    else attention_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+    be.attention_forward(out, lse, q, k, v, s);
+    be.sync();
     const double f = sw.seconds();
-    if (naive) attention_naive_backward(s, q.data(), k.data(), v.data(), probs.data(), dout.data(), dq.data(), dk.data(), dv.data());
-    else attention_backward(s, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(), dk.data(), dv.data());
+    be.attention_backward(dq, dk, dv, q, k, v, out, dout, lse, s);
+    be.sync();
     const double b = sw.seconds() - f;
     if (r == 0) continue;
     t.fwd_ms = r == 1 ? 1e3 * f : std::min(t.fwd_ms, 1e3 * f);
     t.bwd_ms = r == 1 ? 1e3 * b : std::min(t.bwd_ms, 1e3 * b);
   }
+  for (Buffer b : owned) be.release(b);
   return t;
 }
 
-void bench_attention(const Config& cfg, const BenchOptions& opt) {
-  const int64_t H = cfg.model.num_heads, Hkv = *cfg.model.num_kv_heads, D = cfg.model.hidden_size / H;
-  std::printf("\nattention alone: B=1, H=%lld, Hkv=%lld, D=%lld, causal; GFLOP/s in the FlashAttention convention\n"
+// The CPU's naive reference, which materialises the (B, H, T, T) attention maps: the peer of the CPU
+// flash rows.
+AttnTiming time_naive_attention(const AttentionShape& s) {
+  const size_t nq = size_t(s.B * s.T * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
+  std::vector<float> q(nq), k(nkv), v(nkv), out(nq), dout(nq), dq(nq), dk(nkv), dv(nkv);
+  std::vector<float> probs(size_t(s.B * s.H) * size_t(s.T) * size_t(s.T));
+  Rng rng(3);
+  for (auto* x : {&q, &k, &v, &dout})
+    for (auto& e : *x) e = float(rng.normal());
+  Stopwatch sw;
+  attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
+  const double f = sw.seconds();
+  attention_naive_backward(s, q.data(), k.data(), v.data(), probs.data(), dout.data(), dq.data(), dk.data(), dv.data());
+  return {1e3 * f, 1e3 * (sw.seconds() - f)};
+}
+
+void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bool emulated) {
+  const int64_t H = cfg.model.num_heads, Hkv = *cfg.model.num_kv_heads;
+  const bool cpu = be.name().rfind("cpu", 0) == 0;
+  std::vector<int64_t> Ts = opt.attention_T, Ds = opt.attention_D;
+  if (Ts.empty()) Ts = emulated ? std::vector<int64_t>{64, 128}
+                       : cpu    ? std::vector<int64_t>{256, 512, 1024, 2048, 4096}
+                                : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
+  if (Ds.empty()) Ds = {cfg.model.hidden_size / H};
+  std::printf("\nattention alone on %s: B=1, H=%lld, Hkv=%lld, causal; FLOP/s in the FlashAttention convention\n"
               "(forward 4 B T^2 H D / 2, backward 2.5x forward); best of several runs; peak RSS is the process's\n"
-              "after the row (flash rows run first, in increasing T, so they show what flash attention needs)\n",
-              (long long)H, (long long)Hkv, (long long)D);
-  std::printf("%-6s %-10s %-6s %10s %10s %10s %10s %12s\n", "T", "normaliser", "impl", "fwd ms", "bwd ms", "fwd GF/s",
-              "bwd GF/s", "peak RSS MiB");
-  // flash first, in increasing T, so the peak RSS column shows what flash attention needs
-  for (bool naive : {false, true}) {
-    for (int64_t T : opt.attention_T) {
-      if (naive && T > opt.naive_max_T) continue;
-      // softmax and softpick alternate, best of several rounds, so machine noise hits both alike
-      const int rounds = naive ? 1 : (T <= 1024 ? 5 : 3);
-      AttnTiming best[2];
-      const Normaliser kinds[2] = {Normaliser::Softmax, Normaliser::Softpick};
-      for (int r = 0; r < rounds; ++r)
+              "after the row%s\n",
+              be.name().c_str(), (long long)H, (long long)Hkv,
+              cpu ? " (flash rows run first, in increasing T, so they show what flash attention needs)" : "");
+  std::printf("%-6s %-4s %-10s %-6s %10s %10s %10s %10s %12s\n", "T", "D", "normaliser", "impl", "fwd ms", "bwd ms",
+              "fwd TF/s", "bwd TF/s", "peak RSS MiB");
+  // flash first, in increasing T; the naive reference (CPU only) after
+  for (bool naive : cpu ? std::vector<bool>{false, true} : std::vector<bool>{false})
+    for (int64_t D : Ds)
+      for (int64_t T : Ts) {
+        if (naive && T > opt.naive_max_T) continue;
+        // softmax and softpick alternate, best of several rounds, so machine noise hits both alike
+        const int rounds = naive || emulated ? 1 : (T <= 1024 ? 5 : 3);
+        AttnTiming best[2];
+        const Normaliser kinds[2] = {Normaliser::Softmax, Normaliser::Softpick};
+        for (int r = 0; r < rounds; ++r)
+          for (int i = 0; i < 2; ++i) {
+            const AttentionShape s{1, T, H, Hkv, D, kinds[i], cfg.model.softpick_eps};
+            const AttnTiming t = naive ? time_naive_attention(s) : time_attention(be, s, emulated ? 1 : 3);
+            best[i].fwd_ms = r == 0 ? t.fwd_ms : std::min(best[i].fwd_ms, t.fwd_ms);
+            best[i].bwd_ms = r == 0 ? t.bwd_ms : std::min(best[i].bwd_ms, t.bwd_ms);
+          }
+        const double fwd_flop = 4.0 * double(T) * double(T) * double(H) * double(D) / 2.0;
         for (int i = 0; i < 2; ++i) {
-          AttnTiming t = time_attention(AttentionShape{1, T, H, Hkv, D, kinds[i], cfg.model.softpick_eps}, naive, 1);
-          best[i].fwd_ms = r == 0 ? t.fwd_ms : std::min(best[i].fwd_ms, t.fwd_ms);
-          best[i].bwd_ms = r == 0 ? t.bwd_ms : std::min(best[i].bwd_ms, t.bwd_ms);
+          const AttnTiming& t = best[i];
+          std::printf("%-6lld %-4lld %-10s %-6s %10.3f %10.3f %10.4f %10.4f %12.0f", (long long)T, (long long)D,
+                      i == 0 ? "softmax" : "softpick", naive ? "naive" : "flash", t.fwd_ms, t.bwd_ms,
+                      fwd_flop / (t.fwd_ms * 1e9), 2.5 * fwd_flop / (t.bwd_ms * 1e9), peak_rss_mib());
+          if (i == 1)
+            std::printf("   softpick/softmax fwd %.2fx, bwd %.2fx", t.fwd_ms / best[0].fwd_ms, t.bwd_ms / best[0].bwd_ms);
+          std::printf("\n");
+          std::fflush(stdout);
         }
-      const double fwd_flop = 4.0 * double(T) * double(T) * double(H) * double(D) / 2.0;
-      for (int i = 0; i < 2; ++i) {
-        const AttnTiming& t = best[i];
-        std::printf("%-6lld %-10s %-6s %10.2f %10.2f %10.1f %10.1f %12.0f", (long long)T,
-                    i == 0 ? "softmax" : "softpick", naive ? "naive" : "flash", t.fwd_ms, t.bwd_ms,
-                    fwd_flop / (t.fwd_ms * 1e6), 2.5 * fwd_flop / (t.bwd_ms * 1e6), peak_rss_mib());
-        if (i == 1)
-          std::printf("   softpick/softmax %.2fx", (t.fwd_ms + t.bwd_ms) / (best[0].fwd_ms + best[0].bwd_ms));
-        std::printf("\n");
-        std::fflush(stdout);
       }
-    }
-  }
 }
 
 }  // namespace
@@ -143,13 +179,15 @@ void run_bench(const Config& cfg, const BenchOptions& opt) {
   if (cfg.training.threads) omp_set_num_threads(int(*cfg.training.threads));
   std::printf("machine: %d threads, backend %s; %s\n", omp_get_max_threads(), backend->name().c_str(),
               peak_summary(*backend).c_str());
+  bool emulated = false;
 #ifdef SOFTPICK_CUDA_EMU
-  if (backend->name().find("cuda") != std::string::npos)
+  emulated = backend->name().find("cuda") != std::string::npos;
+  if (emulated)
     std::printf("NOTE: this build runs the CUDA backend on the CUDA execution harness: the cuda times below are\n"
                 "emulated on the CPU and say nothing about a GPU (docs/cuda_harness.md)\n");
 #endif
   // attention first, while the process's peak RSS is still its own
-  if (opt.attention) bench_attention(cfg, opt);
+  if (opt.attention) bench_attention(cfg, opt, *backend, emulated);
   if (opt.train) {
     std::printf("\ntraining step: B=%lld, T=%lld, attention %s; GFLOP/s = tokens/s x FLOPs/token (6 N + 12 L H D T)\n",
                 (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str());

@@ -12,14 +12,17 @@ namespace sp {
 
 int cmd_bench(const Argv& argv) {
   const CommandSpec spec{
-      "bench", "CONFIG.json [--device=cpu|cuda] [--steps=N] [--attention-T=256,512,...] [--only=train|attention] "
+      "bench", "CONFIG.json [--device=cpu|cuda] [--steps=N] [--attention-T=256,512,...] [--attention-D=64,128] "
+      "[--only=train|attention] "
       "[--section.key=value ...]",
       "Measure training-step time, tokens/s and GFLOP/s on training.device against its peak (on the CPU its "
-      "measured fp32 GEMM rate), and the CPU's attention alone (flash vs naive, softpick vs softmax) over a "
-      "range of sequence lengths.",
+      "measured fp32 GEMM rate), and the attention alone on the same device, forward and backward (softpick vs "
+      "softmax; on the CPU also flash vs naive) over a range of sequence lengths.",
       {{"device", "DEVICE", "cpu or cuda: the same as --training.device=DEVICE"},
        {"steps", "N", "timed training steps after one warm-up step (default 3)"},
-       {"attention-T", "LIST", "comma-separated sequence lengths for the attention table (default 256..4096)"},
+       {"attention-T", "LIST", "comma-separated sequence lengths for the attention table (default: CPU 256..4096, "
+                               "GPU 512..16384, the CUDA execution harness 64,128)"},
+       {"attention-D", "LIST", "comma-separated head dims for the attention table (default: the config's)"},
        {"only", "WHAT", "run only the `train` or the `attention` part"}},
       1, 1, true};
   const auto parsed = parse_command(spec, argv);
@@ -30,18 +33,23 @@ int cmd_bench(const Argv& argv) {
   Config c = load_config(a.positional[0], overrides);
   BenchOptions opt;
   opt.steps = a.get_positive("steps").value_or(opt.steps);
-  if (auto list = a.get("attention-T")) {
-    opt.attention_T.clear();
-    std::stringstream ss(*list);
-    for (std::string item; std::getline(ss, item, ',');) {
-      try {
-        opt.attention_T.push_back(std::stoll(item));
-      } catch (const std::exception&) {
-        usage_fail("--attention-T={}: \"{}\" is not an integer", *list, item);
+  auto positive_list = [&](const char* flag) {
+    std::vector<int64_t> values;
+    if (auto list = a.get(flag)) {
+      std::stringstream ss(*list);
+      for (std::string item; std::getline(ss, item, ',');) {
+        try {
+          values.push_back(std::stoll(item));
+        } catch (const std::exception&) {
+          usage_fail("--{}={}: \"{}\" is not an integer", flag, *list, item);
+        }
+        if (values.back() < 1) usage_fail("--{}={}: the values must be positive", flag, *list);
       }
-      if (opt.attention_T.back() < 1) usage_fail("--attention-T: sequence lengths must be positive");
     }
-  }
+    return values;
+  };
+  opt.attention_T = positive_list("attention-T");
+  opt.attention_D = positive_list("attention-D");
   if (auto only = a.get("only")) {
     if (*only != "train" && *only != "attention") usage_fail("--only={}: use train or attention", *only);
     opt.train = *only == "train";

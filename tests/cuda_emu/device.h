@@ -130,6 +130,11 @@ SharedArray<T> dynamic_shared(const char* name) {
 
 }  // namespace emu
 
+// ---- qualifiers outside nvcc: crt/host_defines.h empties __global__ and friends, not this one ----
+#ifndef __launch_bounds__
+#define __launch_bounds__(...)  // a register-allocation hint for nvcc; nothing to emulate
+#endif
+
 // ---- built-in variables ----
 #define threadIdx (::emu::self().thread_idx)
 #define blockIdx (::emu::self().block_idx)
