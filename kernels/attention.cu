@@ -357,8 +357,6 @@ __global__ void attention_dq_kernel(const T* q, const T* k, const T* v, const T*
 
 // ---- launchers ----
 
-// The one list of head dims; with the normaliser's (attention_policy.cuh), calls f(N{}, integral_constant<D>)
-// for the runtime values, so a launcher instantiates its kernels on both.
 void check_args(const AttentionArgs& a) {
   SP_ASSERT(a.B > 0 && a.Tq > 0 && a.Tk > 0 && a.H > 0 && a.Hkv > 0,
             "attention shape B={} Tq={} Tk={} H={} Hkv={}", a.B, a.Tq, a.Tk, a.H, a.Hkv);
@@ -404,6 +402,9 @@ void attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, con
   const int64_t rows = a.B * a.Tq * a.H;
   SP_LAUNCH(attention_delta_kernel<T>, blocks_of(rows, kDeltaRows), dim3(kThreads), 0, s, out, dout, delta, rows,
             a.Tq, a.H, int(a.D));
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    return attention_backward_mma_cuda(a, q, k, v, dout, lse, delta, dq, dk, dv, s);  // tensor cores
+  }
   const dim3 kv_grid(blocks_of(a.Tk, kBwdBlock), unsigned(a.Hkv), unsigned(a.B));
   const dim3 q_grid(blocks_of(a.Tq, kBwdBlock), unsigned(a.H), unsigned(a.B));
   attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {

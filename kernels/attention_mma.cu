@@ -86,12 +86,92 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
 
+// Rows g and g + 8 of a warp's (16, D) accumulator, times scale, to global memory: dst is the warp's row 0,
+// ld the row stride, rows >= n are not stored. Each lane writes bf16 pairs (4-byte aligned: D, 2 tq even).
+template <int D>
+__device__ __forceinline__ void store_acc(bf16* dst, int64_t ld, int64_t n, const float (&acc)[D / 8][4],
+                                          const float (&scale)[2], int lane) {
+  const int g = lane / 4, tq = lane % 4;
+  SP_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    if (g + 8 * r >= n) continue;
+    bf16* row = dst + (g + 8 * r) * ld;
+    SP_UNROLL
+    for (int d = 0; d < D / 8; ++d)
+      *reinterpret_cast<__nv_bfloat162*>(row + 8 * d + 2 * tq) =
+          __floats2bfloat162_rn(acc[d][2 * r] * scale[r], acc[d][2 * r + 1] * scale[r]);
+  }
+}
+
+// ---- fragments of padded shared tiles (the PTX layouts: kernels/ptx.cuh) ----
+// A (16x16) = tile rows r0 .. r0 + 15, columns c0 .. c0 + 15.
+template <int D>
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int r0, int c0, int lane) {
+  ldmatrix_x4(a, tile + (r0 + lane % 16) * kStride<D> + c0 + 8 * (lane / 16));
+}
+// B (16x8) of two n8 tiles, B(k, n) = tile[n0 + n][k0 + k]: the tile's rows are B's columns (K for Q K^T).
+// b[0..1] is the tile of columns n0 .., b[2..3] that of n0 + 8 ...
+template <int D>
+__device__ __forceinline__ void load_b_rows(uint32_t (&b)[4], const bf16* tile, int n0, int k0, int lane) {
+  ldmatrix_x4(b, tile + (n0 + 8 * (lane / 16) + lane % 8) * kStride<D> + k0 + 8 * (lane / 8 % 2));
+}
+// B (16x8) of two n8 tiles, B(k, n) = tile[k0 + k][n0 + n]: the tile's rows are B's rows (V for P V).
+template <int D>
+__device__ __forceinline__ void load_b_cols(uint32_t (&b)[4], const bf16* tile, int k0, int n0, int lane) {
+  ldmatrix_x4_trans(b, tile + (k0 + 8 * (lane / 8 % 2) + lane % 8) * kStride<D> + n0 + 8 * (lane / 16));
+}
+// The A fragment of the 16x16 tile whose two 16x8 halves are the accumulators c0 (columns 0..7) and c1
+// (8..15), rounded to bf16: a matrix computed by one mma feeds the next without leaving registers.
+__device__ __forceinline__ void a_from_c(uint32_t (&a)[4], const float (&c0)[4], const float (&c1)[4]) {
+  a[0] = pack_bf16(c0[0], c0[1]);
+  a[1] = pack_bf16(c0[2], c0[3]);
+  a[2] = pack_bf16(c1[0], c1[1]);
+  a[3] = pack_bf16(c1[2], c1[3]);
+}
+// acc[n], acc[n + 1] += A times the two B tiles of b.
+__device__ __forceinline__ void mma_pair(float (&c0)[4], float (&c1)[4], const uint32_t (&a)[4],
+                                         const uint32_t (&b)[4]) {
+  mma_m16n8k16_bf16(c0, a, {b[0], b[1]}, c0);
+  mma_m16n8k16_bf16(c1, a, {b[2], b[3]}, c1);
+}
+// acc (16 rows x 8 kTiles columns) += A B over kK columns of A: A's rows from tile a (rows ra ..), B's
+// columns from the rows of tile b (rows 0 .., the n dimension): S = Q K^T, dP = dO V^T and their transposes.
+template <int D, int kTiles>
+__device__ __forceinline__ void add_abt(float (&acc)[kTiles][4], const bf16* a, int ra, const bf16* b, int lane) {
+  SP_UNROLL
+  for (int s = 0; s < D / 16; ++s) {
+    uint32_t af[4];
+    load_a<D>(af, a, ra, 16 * s, lane);
+    SP_UNROLL
+    for (int n = 0; n < kTiles; n += 2) {
+      uint32_t bf[4];
+      load_b_rows<D>(bf, b, 8 * n, 16 * s, lane);
+      mma_pair(acc[n], acc[n + 1], af, bf);
+    }
+  }
+}
+// acc (16 rows x D) += W X, W (16 x 8 kTiles) in accumulator layout w (rounded to bf16 here), X the rows
+// 0 .. 8 kTiles - 1 of tile x: O += P V, dV += P^T dO, dK += dS^T Q, dQ += dS K.
+template <int D, int kTiles>
+__device__ __forceinline__ void add_wx(float (&acc)[D / 8][4], const float (&w)[kTiles][4], const bf16* x, int lane) {
+  SP_UNROLL
+  for (int s = 0; s < kTiles / 2; ++s) {
+    uint32_t wf[4];
+    a_from_c(wf, w[2 * s], w[2 * s + 1]);
+    SP_UNROLL
+    for (int d = 0; d < D / 8; d += 2) {
+      uint32_t xf[4];
+      load_b_cols<D>(xf, x, 16 * s, 8 * d, lane);
+      mma_pair(acc[d], acc[d + 1], wf, xf);
+    }
+  }
+}
+
 // out, lse for query rows i0 .. i0 + 63 of head blockIdx.y in batch blockIdx.z.
 template <class N, int D>
 __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
     const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int64_t Tq, int64_t Tk, int64_t H,
     int64_t Hkv, int64_t q_offset, float eps) {
-  constexpr int kSteps = D / 16;  // k16 steps of Q K^T
   constexpr int kDimTiles = D / 8;  // n8 accumulator tiles of O
   static_assert(D % 16 == 0 && kDimTiles % 2 == 0, "head dims are multiples of 16");
   using U = attn::Base2;
@@ -116,7 +196,6 @@ __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
   copy_tile<kBlockK, D>(t.v(0), vseq, ldk, Tk);
   cp_async_commit();
 
-  uint32_t qf[kSteps][4];           // the warp's 16 query rows as A fragments
   float o[kDimTiles][4] = {};       // output accumulator: rows g, g + 8; columns 8 n + 2 tq, + 1
   float shift[2], den[2] = {0, 0};  // per row (g, g + 8): running shift, this lane's part of the denominator
   shift[0] = shift[1] = N::kInitialShift;
@@ -134,23 +213,10 @@ __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
       copy_tile<kBlockK, D>(t.v((j + 1) % kStages), vseq + (j0 + kBlockK) * ldk, ldk, Tk - j0 - kBlockK);
     }
     cp_async_commit();
-    if (j == 0)
-      SP_UNROLL
-      for (int s = 0; s < kSteps; ++s)
-        ldmatrix_x4(qf[s], t.q + (warp * kRowsPerWarp + lane % 16) * kStride<D> + 16 * s + 8 * (lane / 16));
 
-    // S = Q K^T for this warp's rows: ldmatrix .x4 gives the B fragments of two key tiles
+    // S = Q K^T for this warp's rows
     float sc[kKeyTiles][4] = {};
-    const bf16* kt = t.k(stage);
-    SP_UNROLL
-    for (int s = 0; s < kSteps; ++s)
-      SP_UNROLL
-      for (int n = 0; n < kKeyTiles; n += 2) {
-        uint32_t kf[4];  // matrices: keys 8n.. at columns 16s.., 16s+8..; keys 8(n+1).. likewise
-        ldmatrix_x4(kf, kt + (8 * (n + lane / 16) + lane % 8) * kStride<D> + 16 * s + 8 * (lane / 8 % 2));
-        mma_m16n8k16_bf16(sc[n], qf[s], {kf[0], kf[1]}, sc[n]);
-        mma_m16n8k16_bf16(sc[n + 1], qf[s], {kf[2], kf[3]}, sc[n + 1]);
-      }
+    add_abt<D, kKeyTiles>(sc, t.q, warp * kRowsPerWarp, t.k(stage), lane);
 
     // the normaliser: masked entries (future keys, keys past Tk) take no part; only diagonal tiles have any
     const bool diagonal = j0 + kBlockK - 1 > q_offset + i0 + warp * kRowsPerWarp;
@@ -191,38 +257,202 @@ __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
       SP_UNROLL
       for (int i = 0; i < 4; ++i) o[d][i] *= alpha[i / 2];
 
-    // O += P V: P's A fragments from two adjacent S tiles; ldmatrix .x4 .trans gives the B fragments of
-    // two dimension tiles of V
-    const bf16* vt = t.v(stage);
-    SP_UNROLL
-    for (int s = 0; s < kBlockK / 16; ++s) {
-      const uint32_t pf[4] = {pack_bf16(sc[2 * s][0], sc[2 * s][1]), pack_bf16(sc[2 * s][2], sc[2 * s][3]),
-                              pack_bf16(sc[2 * s + 1][0], sc[2 * s + 1][1]),
-                              pack_bf16(sc[2 * s + 1][2], sc[2 * s + 1][3])};
-      SP_UNROLL
-      for (int d = 0; d < kDimTiles; d += 2) {
-        uint32_t vf[4];  // matrices: keys 16s.., 16s+8.. at columns 8d..; the same at columns 8(d+1)..
-        ldmatrix_x4_trans(vf, vt + (16 * s + 8 * (lane / 8 % 2) + lane % 8) * kStride<D> + 8 * (d + lane / 16));
-        mma_m16n8k16_bf16(o[d], pf, {vf[0], vf[1]}, o[d]);
-        mma_m16n8k16_bf16(o[d + 1], pf, {vf[2], vf[3]}, o[d + 1]);
-      }
-    }
+    // O += P V: the weights stay in registers, V's fragments come from ldmatrix .trans
+    add_wx<D, kKeyTiles>(o, sc, t.v(stage), lane);
   }
   cp_async_wait<0>();  // the last (empty) group: nothing may be pending when the block exits
 
   // out = O / denominator, lse per row; rows past Tq are not stored
+  const int64_t wrow = i0 + warp * kRowsPerWarp;  // the warp's first query row within the sequence's Tq
+  float inv_den[2];
   SP_UNROLL
   for (int r = 0; r < 2; ++r) {
-    const int64_t row = i0 + warp * kRowsPerWarp + g + 8 * r;  // query row within the sequence's Tq
     const attn::RowEnd end = attn::row_end<N, U>(shift[r], quad_sum(den[r]), eps);
-    if (row >= Tq) continue;
-    bf16* orow = out + ((size_t(b) * Tq + row) * H + h) * D;
-    SP_UNROLL
-    for (int d = 0; d < kDimTiles; ++d) {
-      const __nv_bfloat162 pair = __floats2bfloat162_rn(o[d][2 * r] * end.inv_den, o[d][2 * r + 1] * end.inv_den);
-      *reinterpret_cast<__nv_bfloat162*>(orow + 8 * d + 2 * tq) = pair;  // 4-byte aligned: D and 2 tq are even
+    inv_den[r] = end.inv_den;
+    if (tq == 0 && wrow + g + 8 * r < Tq) lse[(size_t(b) * H + h) * Tq + wrow + g + 8 * r] = end.lse;
+  }
+  if (wrow < Tq) store_acc<D>(out + ((size_t(b) * Tq + wrow) * H + h) * D, ldq, Tq - wrow, o, inv_den, lane);
+}
+
+// ---- backward: dq per query block, dk and dv per key block (each output owned by one block) ----
+
+// The dq kernel's shared memory: the block's queries and output gradients, then kStages (K, V) pairs.
+template <int D>
+struct DqTiles {
+  static constexpr int kTile = kBlockK * kStride<D>;
+  static constexpr int kElems = 2 * kBlockQ * kStride<D> + 2 * kStages * kTile;
+  bf16 *q, *dout, *base;
+  __device__ explicit DqTiles(bf16* smem)
+      : q(smem), dout(q + kBlockQ * kStride<D>), base(dout + kBlockQ * kStride<D>) {}
+  __device__ bf16* k(int stage) const { return base + (2 * stage) * kTile; }
+  __device__ bf16* v(int stage) const { return base + (2 * stage + 1) * kTile; }
+};
+
+// dq for query rows i0 .. i0 + 63 of head blockIdx.y in batch blockIdx.z, over the key tiles they see:
+// per tile S = Q K^T and dP = dO V^T (each warp its 16 rows), dS from the policy, dQ += dS K with dS kept in
+// registers. lse2 and delta of the lane's two rows are read once; rows past Tq get lse = +inf (zeros).
+template <class N, int D>
+__global__ void __launch_bounds__(kThreads) attention_dq_mma_kernel(
+    const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta, bf16* dq,
+    int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset) {
+  using U = attn::Base2;
+  SP_DYNAMIC_SHARED(bf16, smem);
+  const DqTiles<D> t(&smem[0]);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, tq = lane % 4;
+  const int64_t i0 = (int64_t(gridDim.x) - 1 - blockIdx.x) * kBlockQ;  // longest rows first
+  const int64_t h = blockIdx.y, b = blockIdx.z, hk = h / (H / Hkv);
+  const int64_t ldq = H * D, ldk = Hkv * D;
+  const int64_t nq = Tq - i0 < kBlockQ ? Tq - i0 : kBlockQ;
+  const int64_t kend = q_offset + i0 + nq;
+  const int tiles = int((kend + kBlockK - 1) / kBlockK);
+  const size_t qrow = (size_t(b) * Tq + i0) * H + h;
+  const bf16* kseq = k + (size_t(b) * Tk * Hkv + hk) * D;
+  const bf16* vseq = v + (size_t(b) * Tk * Hkv + hk) * D;
+  const float scale2 = 1.4426950408889634f / sqrtf(float(D));
+
+  copy_tile<kBlockQ, D>(t.q, q + qrow * D, ldq, nq);
+  copy_tile<kBlockQ, D>(t.dout, dout + qrow * D, ldq, nq);
+  copy_tile<kBlockK, D>(t.k(0), kseq, ldk, Tk);
+  copy_tile<kBlockK, D>(t.v(0), vseq, ldk, Tk);
+  cp_async_commit();
+
+  const int64_t wrow = i0 + warp * kRowsPerWarp;  // the warp's first query row
+  float lse2[2], base[2], dl[2];                  // per row g, g + 8: lse in base 2, exp(-lse), delta
+  SP_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    const int64_t row = wrow + g + 8 * r;
+    const size_t at = (size_t(b) * H + h) * Tq + size_t(row);
+    const float l = row < Tq ? lse[at] : INFINITY;
+    lse2[r] = l * 1.4426950408889634f;
+    base[r] = expf(-l);
+    dl[r] = row < Tq ? delta[at] : 0.0f;
+  }
+  float dqa[D / 8][4] = {};
+  for (int j = 0; j < tiles; ++j) {
+    const int64_t j0 = int64_t(j) * kBlockK;
+    const int stage = j % kStages;
+    cp_async_wait<0>();
+    __syncthreads();  // tile j landed everywhere; every warp is done with tile j - 1 (the stage refilled next)
+    if (j + 1 < tiles) {
+      copy_tile<kBlockK, D>(t.k((j + 1) % kStages), kseq + (j0 + kBlockK) * ldk, ldk, Tk - j0 - kBlockK);
+      copy_tile<kBlockK, D>(t.v((j + 1) % kStages), vseq + (j0 + kBlockK) * ldk, ldk, Tk - j0 - kBlockK);
     }
-    if (tq == 0) lse[(size_t(b) * H + h) * Tq + row] = end.lse;
+    cp_async_commit();
+    float x[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};
+    add_abt<D, kKeyTiles>(x, t.q, warp * kRowsPerWarp, t.k(stage), lane);      // S
+    add_abt<D, kKeyTiles>(dp, t.dout, warp * kRowsPerWarp, t.v(stage), lane);  // dP = dO V^T
+    const bool diagonal = j0 + kBlockK - 1 > q_offset + wrow;
+    SP_UNROLL
+    for (int n = 0; n < kKeyTiles; ++n)
+      SP_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const bool visible = !diagonal || j0 + 8 * n + 2 * tq + (i % 2) <= q_offset + wrow + g + 8 * (i / 2);
+        x[n][i] = visible ? N::template grad<U>(x[n][i] * scale2, lse2[i / 2], base[i / 2], dp[n][i], dl[i / 2]).ds
+                          : 0.0f;
+      }
+    add_wx<D, kKeyTiles>(dqa, x, t.k(stage), lane);  // dQ += dS K
+  }
+  cp_async_wait<0>();
+  const float scale[2] = {1.0f / sqrtf(float(D)), 1.0f / sqrtf(float(D))};
+  if (wrow < Tq) store_acc<D>(dq + ((size_t(b) * Tq + wrow) * H + h) * D, ldq, Tq - wrow, dqa, scale, lane);
+}
+
+// The dk/dv kernel's shared memory: the block's keys and values, then kStages (Q, dO) pairs and their
+// per-query statistics (lse in base 2, exp(-lse), delta; fp32).
+template <int D>
+struct DkvTiles {
+  static constexpr int kTile = kBlockQ * kStride<D>;
+  static constexpr int kStatFloats = 3 * kBlockQ;  // per stage
+  static constexpr int kElems = 2 * kBlockK * kStride<D> + 2 * kStages * kTile + kStages * kStatFloats * 2;
+  bf16 *k, *v, *base;
+  float* stats;
+  __device__ explicit DkvTiles(bf16* smem)
+      : k(smem), v(k + kBlockK * kStride<D>), base(v + kBlockK * kStride<D>),
+        stats(reinterpret_cast<float*>(base + 2 * kStages * kTile)) {}
+  __device__ bf16* q(int stage) const { return base + (2 * stage) * kTile; }
+  __device__ bf16* dout(int stage) const { return base + (2 * stage + 1) * kTile; }
+  __device__ float* lse2(int stage) const { return stats + stage * kStatFloats; }
+  __device__ float* exp_neg_lse(int stage) const { return lse2(stage) + kBlockQ; }
+  __device__ float* delta(int stage) const { return lse2(stage) + 2 * kBlockQ; }
+};
+
+// dk, dv for keys j0 .. j0 + 63 of kv head blockIdx.y in batch blockIdx.z: every query block of the
+// group's heads that sees them, head by head and block by block, in that fixed order. Per query block,
+// each warp its 16 keys: S^T = K Q^T and dP^T = V dO^T, P^T and dS^T from the policy (kept in registers),
+// dV += P^T dO, dK += dS^T Q.
+template <class N, int D>
+__global__ void __launch_bounds__(kThreads) attention_dkdv_mma_kernel(
+    const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta, bf16* dk,
+    bf16* dv, int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset) {
+  using U = attn::Base2;
+  SP_DYNAMIC_SHARED(bf16, smem);
+  const DkvTiles<D> t(&smem[0]);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, tq = lane % 4;
+  const int64_t j0 = int64_t(blockIdx.x) * kBlockK, hk = blockIdx.y, b = blockIdx.z, group = H / Hkv;
+  const int64_t ldq = H * D, ldk = Hkv * D;
+  const int64_t nk = Tk - j0 < kBlockK ? Tk - j0 : kBlockK;
+  const size_t krow = (size_t(b) * Tk + j0) * Hkv + hk;  // first (b, j, hk) row of k, v, dk, dv
+  const float scale2 = 1.4426950408889634f / sqrtf(float(D));
+  // Query row i sees key j iff j <= q_offset + i: the query blocks before `first` see none of these keys.
+  const int64_t first = (j0 > q_offset ? j0 - q_offset : 0) / kBlockQ * kBlockQ;
+  const int64_t blocks = (Tq - first + kBlockQ - 1) / kBlockQ, steps = group * blocks;
+
+  // (Q, dO) tiles and statistics of step s: head hk * group + s / blocks, query block first + (s % blocks) 64
+  auto issue = [&](int64_t s, int stage) {
+    const int64_t h = hk * group + s / blocks, i0 = first + (s % blocks) * kBlockQ;
+    const int64_t nq = Tq - i0 < kBlockQ ? Tq - i0 : kBlockQ;
+    const size_t qrow = (size_t(b) * Tq + i0) * H + h;
+    copy_tile<kBlockQ, D>(t.q(stage), q + qrow * D, ldq, nq);
+    copy_tile<kBlockQ, D>(t.dout(stage), dout + qrow * D, ldq, nq);
+    for (int i = int(threadIdx.x); i < kBlockQ; i += kThreads) {  // rows past Tq: lse = +inf, zeros
+      const size_t at = (size_t(b) * H + h) * Tq + size_t(i0 + i);
+      const float l = i < nq ? lse[at] : INFINITY;
+      t.lse2(stage)[i] = l * 1.4426950408889634f;
+      t.exp_neg_lse(stage)[i] = expf(-l);
+      t.delta(stage)[i] = i < nq ? delta[at] : 0.0f;
+    }
+  };
+  copy_tile<kBlockK, D>(t.k, k + krow * D, ldk, nk);
+  copy_tile<kBlockK, D>(t.v, v + krow * D, ldk, nk);
+  issue(0, 0);
+  cp_async_commit();
+
+  const int64_t wkey = j0 + warp * kRowsPerWarp;  // the warp's first key
+  float dka[D / 8][4] = {}, dva[D / 8][4] = {};
+  for (int64_t s = 0; s < steps; ++s) {
+    const int stage = int(s % kStages);
+    const int64_t i0 = first + (s % blocks) * kBlockQ;
+    cp_async_wait<0>();
+    // step s's tiles landed and its statistics are written, for every thread; every warp is done with
+    // step s - 1, whose stage is refilled next
+    __syncthreads();
+    if (s + 1 < steps) issue(s + 1, (stage + 1) % kStages);
+    cp_async_commit();
+    float x[kKeyTiles][4] = {}, dp[kKeyTiles][4] = {};  // rows: the warp's keys; columns: the 64 queries
+    add_abt<D, kKeyTiles>(x, t.k, warp * kRowsPerWarp, t.q(stage), lane);      // S^T
+    add_abt<D, kKeyTiles>(dp, t.v, warp * kRowsPerWarp, t.dout(stage), lane);  // dP^T = V dO^T
+    const bool diagonal = wkey + kRowsPerWarp - 1 > q_offset + i0;
+    const float *lse2 = t.lse2(stage), *enl = t.exp_neg_lse(stage), *dl = t.delta(stage);
+    SP_UNROLL
+    for (int n = 0; n < kKeyTiles; ++n)
+      SP_UNROLL
+      for (int i = 0; i < 4; ++i) {
+        const int c = 8 * n + 2 * tq + (i % 2);  // the query within the block
+        const bool visible = !diagonal || wkey + g + 8 * (i / 2) <= q_offset + i0 + c;
+        const attn::ScoreGrad gr = visible ? N::template grad<U>(x[n][i] * scale2, lse2[c], enl[c], dp[n][i], dl[c])
+                                           : attn::ScoreGrad{0.0f, 0.0f};
+        x[n][i] = gr.p;
+        dp[n][i] = gr.ds;
+      }
+    add_wx<D, kKeyTiles>(dva, x, t.dout(stage), lane);  // dV += P^T dO
+    add_wx<D, kKeyTiles>(dka, dp, t.q(stage), lane);    // dK += dS^T Q
+  }
+  cp_async_wait<0>();
+  const float ones[2] = {1.0f, 1.0f}, scale[2] = {1.0f / sqrtf(float(D)), 1.0f / sqrtf(float(D))};
+  if (wkey < Tk) {
+    const size_t wrow = krow + size_t(warp * kRowsPerWarp) * size_t(Hkv);
+    store_acc<D>(dk + wrow * D, ldk, Tk - wkey, dka, scale, lane);
+    store_acc<D>(dv + wrow * D, ldk, Tk - wkey, dva, ones, lane);
   }
 }
 
@@ -238,6 +468,25 @@ void attention_forward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf1
     allow_dynamic_smem(attention_forward_mma_kernel<N, D>, smem);
     SP_LAUNCH((attention_forward_mma_kernel<N, D>), grid, dim3(kThreads), smem, s, q, k, v, out, lse, a.Tq, a.Tk,
               a.H, a.Hkv, a.q_offset, a.softpick_eps);
+  });
+}
+
+
+void attention_backward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf16* k, const bf16* v,
+                                 const bf16* dout, const float* lse, const float* delta, bf16* dq, bf16* dk,
+                                 bf16* dv, cudaStream_t s) {
+  const dim3 kv_grid(blocks_for(size_t(a.Tk), kBlockK), unsigned(a.Hkv), unsigned(a.B));
+  const dim3 q_grid(blocks_for(size_t(a.Tq), kBlockQ), unsigned(a.H), unsigned(a.B));
+  attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
+    using N = decltype(norm);
+    constexpr int D = decltype(head_dim)::value;
+    constexpr size_t kv_smem = DkvTiles<D>::kElems * sizeof(bf16), q_smem = DqTiles<D>::kElems * sizeof(bf16);
+    allow_dynamic_smem(attention_dkdv_mma_kernel<N, D>, kv_smem);
+    allow_dynamic_smem(attention_dq_mma_kernel<N, D>, q_smem);
+    SP_LAUNCH((attention_dkdv_mma_kernel<N, D>), kv_grid, dim3(kThreads), kv_smem, s, q, k, v, dout, lse, delta, dk,
+              dv, a.Tq, a.Tk, a.H, a.Hkv, a.q_offset);
+    SP_LAUNCH((attention_dq_mma_kernel<N, D>), q_grid, dim3(kThreads), q_smem, s, q, k, v, dout, lse, delta, dq, a.Tq,
+              a.Tk, a.H, a.Hkv, a.q_offset);
   });
 }
 

@@ -14,7 +14,9 @@
 //     > 0; rectified: no score >= 0) gets 0 and lse = +inf: it outputs exact zeros (§5).
 //   * backward, from the recomputed score x, the row's lse, base = exp(-lse), dp = dO . v and
 //     delta = rowsum(O * dO): grad() gives the weight p (for dv) and the score gradient ds = dL/dx (for dq
-//     and dk). lse = +inf makes both exactly 0. Softpick takes H(0) = 0 and sgn(0) = -1 (§3.4).
+//     and dk). lse = +inf makes both exactly 0. Softpick takes H(0) = 0 and sgn(0) = -1 (§3.4). x and lse
+//     in the same units (Natural or Base2 below); base and the returned gradient are unit-free: ds is
+//     dL/dx for the natural score x either way.
 #pragma once
 
 #include "common.cuh"
@@ -60,8 +62,9 @@ struct Softmax {
   }
   __device__ static float denominator(float l, float /*eps*/) { return l; }
   __device__ static bool empty(float /*c*/, float den) { return !(den > 0.0f); }
+  template <class U = Natural>
   __device__ static ScoreGrad grad(float x, float lse, float /*base*/, float dp, float delta) {
-    const float y = expf(x - lse);
+    const float y = U::exp(x - lse);
     return {y, y * (dp - delta)};
   }
 };
@@ -75,8 +78,9 @@ struct Softpick {
   }
   __device__ static float denominator(float l, float eps) { return l + eps; }  // eps after the shift
   __device__ static bool empty(float c, float den) { return !(c > 0.0f && den > 0.0f); }
+  template <class U = Natural>
   __device__ static ScoreGrad grad(float x, float lse, float base, float dp, float delta) {
-    const float e = expf(x - lse);  // e^x / Den
+    const float e = U::exp(x - lse);  // e^x / Den
     return {fmaxf(e - base, 0.0f), x > 0.0f ? e * (dp - delta) : e * delta};
   }
 };
@@ -90,8 +94,9 @@ struct Rectified : Softmax {
     const float w = x >= 0.0f ? U::exp(x - c) : 0.0f;
     return {w, w};
   }
+  template <class U = Natural>
   __device__ static ScoreGrad grad(float x, float lse, float /*base*/, float dp, float delta) {
-    const float y = x >= 0.0f ? expf(x - lse) : 0.0f;
+    const float y = x >= 0.0f ? U::exp(x - lse) : 0.0f;
     return {y, y * (dp - delta)};
   }
 };
