@@ -231,9 +231,17 @@ std::vector<OpCase> op_table() {
         t.push_back({std::string("attention ") + norm_name(nm) + " (B 2, T " + std::to_string(T) + ", H " +
                          std::to_string(H) + ", Hkv " + std::to_string(Hkv) + ", D 64)",
                      [=](OpRun& r) { attention_case(r, shape(2, T, H, Hkv, 64, nm)); }});
-  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick})
-    t.push_back({std::string("attention ") + norm_name(nm) + " (B 1, T 21, H 2, Hkv 1, D 128)",
-                 [=](OpRun& r) { attention_case(r, shape(1, 21, 2, 1, 128, nm)); }});
+  // Every head dim, and lengths past the tensor-core kernels' 64-row tiles: several query blocks and key
+  // tiles, both cp.async stages, fully visible tiles next to diagonal ones, a masked tail.
+  struct Long {
+    int64_t B, T, H, Hkv, D;
+  };
+  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+    for (Long c : {Long{1, 21, 2, 1, 128}, Long{1, 70, 2, 1, 128}, Long{1, 150, 4, 2, 64}, Long{2, 40, 4, 2, 32}})
+      t.push_back({std::string("attention ") + norm_name(nm) + " (B " + std::to_string(c.B) + ", T " +
+                       std::to_string(c.T) + ", H " + std::to_string(c.H) + ", Hkv " + std::to_string(c.Hkv) +
+                       ", D " + std::to_string(c.D) + ")",
+                   [=](OpRun& r) { attention_case(r, shape(c.B, c.T, c.H, c.Hkv, c.D, nm)); }});
   t.push_back({"lm head + cross-entropy (N 9, C 24, V 50, ignored targets)", [](OpRun& r) {
                  const size_t N = 9, C = 24, V = 50;
                  const auto K = r.kinds;
@@ -256,7 +264,7 @@ std::vector<OpCase> op_table() {
                }});
   // the decoder's attention: the last Tq rows of each sequence over all T keys
   for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
-    for (int64_t new_rows : {1, 3, 70})
+    for (int64_t new_rows : {1, 3, 70})  // 70 rows at offset 5: two query blocks, two key tiles
       t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T 75, last " +
                        std::to_string(new_rows) + " rows, H 4, Hkv 2, D 64)",
                    [=](OpRun& r) {
