@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training on the CUDA backend (on the CUDA execution harness without a GPU, on the device with one):
 # the demo configs follow the CPU's loss curve, checkpoints move between cuda and cpu runs in both
-# directions, and 2 ranks over NCCL equal one process with the doubled batch, with and without ZeRO-1.
+# directions, activation checkpointing repeats a run exactly, and 2 ranks over NCCL equal one process with the doubled batch, with and without ZeRO-1.
 # Usage: tests/test_cuda_training.sh BUILD/softpick
 #
 # Tolerances (relative, per step's train loss):
@@ -89,6 +89,13 @@ for pair in "cuda cpu" "cpu cuda"; do
   run "straight_$first" "${tiny[@]}" --training.device=$first
   [ "$first" = cuda ] && check "tiny on cuda: the memory in use is the predicted one" memory_predicted straight_cuda
   check "after the hop, $second continues the $first run's curve" close_losses "hop_${first}_${second}" "straight_$first" 2e-2 6
+done
+
+# ---- activation checkpointing: the same run, bit for bit, in the predicted (smaller) memory ----
+for ac in attention full; do
+  run "recompute_$ac" "${tiny[@]}" --training.device=cuda --training.activation_checkpointing=$ac
+  check "activation_checkpointing=$ac on cuda repeats the run exactly" close_losses "recompute_$ac" straight_cuda 0
+  check "activation_checkpointing=$ac on cuda: the memory in use is the predicted one" memory_predicted "recompute_$ac"
 done
 
 # ---- 2 GPUs over NCCL equal one GPU with the doubled batch; ZeRO-1 equals stage 0 ----

@@ -243,8 +243,8 @@ TEST_CASE("the activation tables allocate and free every buffer of a pass at its
     };
 
     Activations a = model.make_activations(3, 7);
-    const auto specs = activation_specs(cfg, 3, 7, &a);
-    CHECK(specs.size() == 2 + 3 + 2 * (ssmax ? 14 : 13) + 2 + (ssmax ? 11 : 10) + 2);
+    const auto specs = activation_specs(cfg, 3, 7, Recompute::None, &a);
+    CHECK(specs.size() == size_t(2 + 3 + 2 * (ssmax ? 14 : 13) + 2 + (ssmax ? 11 : 10) + 2));
     check_allocated(specs);
     CHECK(a.layers[1].lse.numel == size_t(3 * 7 * cfg.num_heads));
     CHECK(be->memory_use().in_use > before);
@@ -261,5 +261,51 @@ TEST_CASE("the activation tables allocate and free every buffer of a pass at its
       CHECK(be->memory_use().in_use > before);
     }
     CHECK(be->memory_use().in_use == before);
+
+    // recomputation: a recomputed field is one buffer that every layer views, a kept one is per layer
+    size_t previous_bytes = 0;
+    for (Recompute r : {Recompute::None, Recompute::Attention, Recompute::Full}) {
+      INFO(recompute_name(r));
+      Activations ra = model.make_activations(3, 7, r);
+      const auto rspecs = activation_specs(cfg, 3, 7, r, &ra);
+      check_allocated(rspecs);
+      const size_t bytes = be->memory_use().in_use - before;
+      if (r != Recompute::None) CHECK(bytes < previous_bytes);
+      previous_bytes = bytes;
+      CHECK((ra.layers[0].q.ptr == ra.layers[1].q.ptr) == (r != Recompute::None));
+      CHECK((ra.layers[0].act.ptr == ra.layers[1].act.ptr) == (r == Recompute::Full));
+      size_t shared = 0;
+      for (const ActivationSpec& s : rspecs) shared += s.name.starts_with("recomputed.");
+      CHECK(shared == (r == Recompute::None ? 0 : r == Recompute::Attention ? (ssmax ? 8 : 7) : (ssmax ? 14 : 13)));
+      model.free_activations(ra);
+      CHECK(be->memory_use().in_use == before);
+    }
   }
+}
+
+TEST_CASE("recomputing activations in the backward pass gives the same gradients bit for bit", "[model]") {
+  for (const char* attention : {"softmax", "softpick"})
+    for (bool ssmax : {false, true}) {
+      INFO(attention << (ssmax ? " + SSMax" : ""));
+      const ModelConfig cfg = tiny_model(attention, ssmax);
+      auto be = make_backend({"cpu", 2});
+      Model model(cfg, *be);
+      model.init_weights(6);
+      const int64_t B = 2, T = 9;
+      const auto in = random_tokens(size_t(B * T), cfg.vocab_size, 3), tgt = random_tokens(size_t(B * T), cfg.vocab_size, 4);
+      std::vector<float> reference;
+      for (Recompute r : {Recompute::None, Recompute::Attention, Recompute::Full}) {
+        INFO(recompute_name(r));
+        Activations a = model.make_activations(B, T, r);
+        model.zero_grads();
+        model.forward(a, in, B, T);
+        model.loss(a, tgt, true, 1.0 / double(B * T));
+        model.backward(a);
+        std::vector<float> g(model.grads().numel);
+        be->download(std::span<float>(g), model.grads());
+        if (r == Recompute::None) reference = g;
+        else CHECK(g == reference);
+        model.free_activations(a);
+      }
+    }
 }

@@ -44,12 +44,13 @@ struct StepResult {
 };
 
 // One forward + loss + backward of `cfg` on `be` from the init of `seed`, on fixed tokens.
-StepResult one_step(const sp::ModelConfig& cfg, Backend& be, int64_t B, int64_t T) {
+StepResult one_step(const sp::ModelConfig& cfg, Backend& be, int64_t B, int64_t T,
+                    sp::Recompute recompute = sp::Recompute::None) {
   sp::Model model(cfg, be);
   sp::OptimizerConfig oc;
   sp::AdamW opt(oc, model);
   opt.set_master_weights(model.initial_weights(7));
-  sp::Activations acts = model.make_activations(B, T);
+  sp::Activations acts = model.make_activations(B, T, recompute);
   const auto tokens = sp::test::random_tokens(size_t(B * T), cfg.vocab_size, 11);
   auto targets = sp::test::random_tokens(size_t(B * T), cfg.vocab_size, 12);
   targets[3] = -1;  // an ignored target
@@ -78,6 +79,17 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return aa == 0 && bb == 0 ? 1.0 : ab / std::sqrt(aa * bb);
 }
 
+sp::ModelConfig small_config(const char* attention, bool ssmax) {
+  sp::test::TinyModel t;
+  t.attention = attention;
+  t.ssmax = ssmax;
+  t.hidden = 128;  // 4 heads of 32 (the CUDA attention takes head dims 32, 64 and 128), 2 kv heads
+  t.ffn = 192;
+  t.vocab = 97;
+  t.init = 0.05;
+  return sp::test::tiny_model_config(t);
+}
+
 // Every variant on `device` against the CPU: the loss within loss_tol, each tensor's gradient cosine above
 // min_cosine(attention).
 template <class MinCosine>
@@ -86,14 +98,7 @@ void compare_step(const std::string& device, double loss_tol, MinCosine min_cosi
   auto cuda = sp::make_backend({device, 2});
   for (const char* attention : {"softmax", "softpick", "rectified"})
     for (bool ssmax : {false, true}) {
-      sp::test::TinyModel t;
-      t.attention = attention;
-      t.ssmax = ssmax;
-      t.hidden = 128;  // 4 heads of 32 (the CUDA attention takes head dims 32, 64 and 128), 2 kv heads
-      t.ffn = 192;
-      t.vocab = 97;
-      t.init = 0.05;
-      const sp::ModelConfig cfg = sp::test::tiny_model_config(t);
+      const sp::ModelConfig cfg = small_config(attention, ssmax);
       const StepResult ref = one_step(cfg, *cpu, 2, 24), got = one_step(cfg, *cuda, 2, 24);
       INFO(device << ": " << attention << (ssmax ? " + SSMax" : ""));
       CAPTURE(got.loss, ref.loss);
@@ -108,6 +113,23 @@ void compare_step(const std::string& device, double loss_tol, MinCosine min_cosi
 }
 
 }  // namespace
+
+TEST_CASE("model: recomputed activations on cuda give the same gradients bit for bit", SP_CUDA_TAG) {
+  auto cuda = sp::make_backend({"cuda", 2});
+  for (bool ssmax : {false, true}) {
+    const sp::ModelConfig cfg = small_config("softpick", ssmax);
+    const StepResult ref = one_step(cfg, *cuda, 2, 24);
+    for (sp::Recompute r : {sp::Recompute::Attention, sp::Recompute::Full}) {
+      INFO(sp::recompute_name(r) << (ssmax ? " + SSMax" : ""));
+      const StepResult got = one_step(cfg, *cuda, 2, 24, r);
+      CHECK(got.loss == ref.loss);
+      for (const auto& [name, g] : ref.grads) {
+        INFO(name);
+        CHECK(got.grads.at(name) == g);
+      }
+    }
+  }
+}
 
 TEST_CASE("model: a training step on cuda-f32 equals the cpu's up to summation order", SP_CUDA_TAG) {
   compare_step("cuda-f32", 1e-5, [](const std::string&) { return 0.99999; });

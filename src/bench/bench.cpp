@@ -32,7 +32,7 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
   Model model(cfg.model, backend);
   AdamW opt(cfg.optimizer, model);
   opt.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
-  Activations acts = model.make_activations(B, T);
+  Activations acts = model.make_activations(B, T, recompute_from_name(cfg.training.activation_checkpointing));
   std::vector<int32_t> tokens(size_t(B * T)), targets(size_t(B * T));
   Rng rng(1);
   for (auto& t : tokens) t = int32_t(rng.below(uint64_t(cfg.model.vocab_size)));
@@ -63,10 +63,11 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
   const double causal_flops = d.flops_per_token - 6.0 * double(cfg.model.num_hidden_layers * cfg.model.num_heads *
                                                                 d.head_dim * T);
   const double peak = backend.peak_flops();
-  std::printf("%-28s %8.1f %8.1f %8.1f %9.1f %9.0f %8.1f %7s %7s\n", label.c_str(), 1e3 * t_fwd / double(steps),
+  const double mem_gib = double(backend.memory_use().in_use) / double(1 << 30);  // weights, optimizer, activations
+  std::printf("%-28s %8.1f %8.1f %8.1f %9.1f %9.0f %8.1f %7s %7s %8.2f\n", label.c_str(), 1e3 * t_fwd / double(steps),
               1e3 * t_bwd / double(steps), 1e3 * t_opt / double(steps), 1e3 * step_s, tok_s,
               tok_s * d.flops_per_token / 1e9, format_mfu(mfu(tok_s * d.flops_per_token, peak)).c_str(),
-              format_mfu(mfu(tok_s * causal_flops, peak)).c_str());
+              format_mfu(mfu(tok_s * causal_flops, peak)).c_str(), mem_gib);
   model.free_activations(acts);
 }
 
@@ -189,12 +190,14 @@ void run_bench(const Config& cfg, const BenchOptions& opt) {
   // attention first, while the process's peak RSS is still its own
   if (opt.attention) bench_attention(cfg, opt, *backend, emulated);
   if (opt.train) {
-    std::printf("\ntraining step: B=%lld, T=%lld, attention %s; GFLOP/s = tokens/s x FLOPs/token (6 N + 12 L H D T)\n",
-                (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str());
+    std::printf("\ntraining step: B=%lld, T=%lld, attention %s, activation checkpointing %s; GFLOP/s = tokens/s x\n"
+                "FLOPs/token (6 N + 12 L H D T, recomputation not counted); memory: the backend's buffers in use\n",
+                (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str(),
+                cfg.training.activation_checkpointing.c_str());
     std::printf("('MFU' counts attention as 12 L H D T FLOPs per token, the PaLM convention, which does not halve\n"
                 "for the causal mask; 'causal' counts only the work actually done, 6 L H D T)\n");
-    std::printf("%-28s %8s %8s %8s %9s %9s %8s %7s %7s\n", "model", "fwd ms", "loss+bwd", "opt ms", "step ms",
-                "tokens/s", "GFLOP/s", "MFU", "causal");
+    std::printf("%-28s %8s %8s %8s %9s %9s %8s %7s %7s %8s\n", "model", "fwd ms", "loss+bwd", "opt ms", "step ms",
+                "tokens/s", "GFLOP/s", "MFU", "causal", "mem GiB");
     bench_training(fmt::format("as configured ({} layers)", cfg.model.num_hidden_layers), cfg, opt.steps, *backend);
     // one block alone: the same layer shape with a 64-token vocabulary, so embedding and LM head are negligible
     Config block = cfg;

@@ -62,6 +62,7 @@ struct TrainingConfig {
   int64_t max_skipped_steps = 10;  // abort after this many non-finite steps in a row
   std::string device = "cpu";      // cpu | cuda: the backend (make_backend)
   std::optional<int64_t> threads;  // CPU threads; null: all cores
+  std::string activation_checkpointing = "none";  // none | attention | full: what backward recomputes
   std::string run_dir = "runs/default";
 };
 
@@ -166,6 +167,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"training", "max_skipped_steps", "abort after this many consecutive steps with a non-finite loss or gradient", 1, kInf}, t.max_skipped_steps);
   v(FieldSpec{"training", "device", "where the model runs: cpu (the fp32 reference backend) or cuda (needs a build with the CUDA backend; the k-th rank of a node uses its GPU k)", -kInf, kInf, {"cpu", "cuda"}}, t.device);
   v(FieldSpec{"training", "threads", "CPU threads for OpenMP and BLAS; null = all cores", 1, 4096}, t.threads);
+  v(FieldSpec{"training", "activation_checkpointing", "what the backward pass recomputes instead of keeping: none, attention (each block's attention half: one more QKV projection and attention forward per layer) or full (the whole block: about one more forward pass); gradients are identical, `softpick config` shows the memory of each", -kInf, kInf, {"none", "attention", "full"}}, t.activation_checkpointing);
   v(FieldSpec{"training", "run_dir", "directory for metrics, samples, the resolved config and checkpoints"}, t.run_dir);
 
   auto& d = c.data;

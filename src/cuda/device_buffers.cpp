@@ -59,7 +59,8 @@ Buffer DeviceMemory::alloc(size_t numel, DType dt, cudaStream_t stream) {
     size_t free_b = 0, total = 0;
     cudaMemGetInfo(&free_b, &total);
     fail("out of GPU memory: cannot allocate {:.1f} MiB ({:.1f} MiB in use by softpick, {:.1f} of {:.1f} MiB free); "
-         "use a smaller training.batch_size or more gradient_accumulation_steps", double(bytes) / (1 << 20),
+         "set training.activation_checkpointing (attention or full), or use a smaller training.batch_size with more "
+         "gradient_accumulation_steps; `softpick config` estimates each", double(bytes) / (1 << 20),
          double(in_use_) / (1 << 20), double(free_b) / (1 << 20), double(total) / (1 << 20));
   }
   CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream));

@@ -46,9 +46,9 @@ MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
   m.optimizer = shard * (2 + (p.master_is_weights ? 0 : 1)) * p.master;  // moments (+ master)
   // the batch's activations, the samples' decoder, and (rank 0, while it runs) the periodic analysis's
   // activations of one sequence
-  m.activations = bytes_of(activation_specs(c.model, B, T), p);
+  m.activations = bytes_of(activation_specs(c.model, B, T, recompute_from_name(c.training.activation_checkpointing)), p);
   m.activations += bytes_of(decoder_specs(c.model, T, std::min(T, kDecodeChunk)), p);
-  if (c.logging.analysis_interval) m.activations += bytes_of(activation_specs(c.model, 1, T), p);
+  if (c.logging.analysis_interval) m.activations += bytes_of(activation_specs(c.model, 1, T, Recompute::None), p);
   m.activations += p.lm_head_logit * std::min(256.0, tokens) * double(c.model.vocab_size);  // the LM head's chunk
   if (p.reduction_scratch) {
     const double C = double(c.model.hidden_size), H = double(c.model.num_heads);
@@ -72,8 +72,20 @@ nlohmann::ordered_json memory_report(const Config& c, int W) {
                                   {"optimizer_gib", r(m.optimizer)}, {"activations_gib", r(m.activations)},
                                   {"total_gib", r(m.total())}};
   };
-  return {{"world_size", W}, {"zero_stage", c.distributed.zero_stage},
-          {"cpu_fp32", gib(cpu_memory_per_rank(c, W))}, {"gpu_bf16", gib(gpu_memory_per_rank(c, W))}};
+  // the total under each training.activation_checkpointing, the configured one included
+  nlohmann::ordered_json by_choice;
+  for (const Recompute r : {Recompute::None, Recompute::Attention, Recompute::Full}) {
+    Config other = c;
+    other.training.activation_checkpointing = recompute_name(r);
+    by_choice[recompute_name(r)] = {{"cpu_fp32_total_gib", gib(cpu_memory_per_rank(other, W))["total_gib"]},
+                                    {"gpu_bf16_total_gib", gib(gpu_memory_per_rank(other, W))["total_gib"]}};
+  }
+  return {{"world_size", W},
+          {"zero_stage", c.distributed.zero_stage},
+          {"activation_checkpointing", c.training.activation_checkpointing},
+          {"cpu_fp32", gib(cpu_memory_per_rank(c, W))},
+          {"gpu_bf16", gib(gpu_memory_per_rank(c, W))},
+          {"by_activation_checkpointing", by_choice}};
 }
 
 }  // namespace sp

@@ -10,14 +10,31 @@ size_t ActivationSpec::numel() const {
   return n;
 }
 
+Recompute recompute_from_name(const std::string& name) {
+  if (name == "none") return Recompute::None;
+  if (name == "attention") return Recompute::Attention;
+  if (name == "full") return Recompute::Full;
+  usage_fail("training.activation_checkpointing = \"{}\": use none, attention or full", name);
+}
+
+const char* recompute_name(Recompute r) {
+  switch (r) {
+    case Recompute::None: return "none";
+    case Recompute::Attention: return "attention";
+    case Recompute::Full: return "full";
+  }
+  return "none";
+}
+
 namespace {
 
 // Collects specs; with counting only, slots stay null.
 class SpecList {
 public:
   explicit SpecList(bool bind) : bind_(bind) {}
-  void add(std::string name, std::vector<int64_t> shape, ActKind kind, Buffer& slot) {
-    specs_.push_back(ActivationSpec{std::move(name), std::move(shape), kind, bind_ ? &slot : nullptr});
+  void add(std::string name, std::vector<int64_t> shape, ActKind kind, Buffer& slot, std::vector<Buffer*> shared = {}) {
+    specs_.push_back(ActivationSpec{std::move(name), std::move(shape), kind, bind_ ? &slot : nullptr,
+                                    bind_ ? std::move(shared) : std::vector<Buffer*>{}});
   }
   std::vector<ActivationSpec> take() { return std::move(specs_); }
 
@@ -26,26 +43,62 @@ private:
   std::vector<ActivationSpec> specs_;
 };
 
-// One block's buffers for B rows of Tq, without k and v (training lists them, the decoder caches them).
-void add_block(SpecList& s, const std::string& p, const ModelConfig& m, int64_t B, int64_t Tq, BlockActivations& x) {
-  const int64_t C = m.hidden_size, H = m.num_heads, D = C / H, F = *m.intermediate_size;
-  s.add(p + "ln1", {B, Tq, C}, ActKind::Value, x.ln1);
-  s.add(p + "rstd1", {B, Tq}, ActKind::Stat, x.rstd1);
-  s.add(p + "q", {B, Tq, H, D}, ActKind::Value, x.q);
-  if (m.ssmax) s.add(p + "q_scaled", {B, Tq, H, D}, ActKind::Value, x.q_scaled);
-  s.add(p + "att", {B, Tq, H, D}, ActKind::Value, x.att);
-  s.add(p + "lse", {B, H, Tq}, ActKind::Stat, x.lse);
-  s.add(p + "mid", {B, Tq, C}, ActKind::Value, x.mid);
-  s.add(p + "ln2", {B, Tq, C}, ActKind::Value, x.ln2);
-  s.add(p + "rstd2", {B, Tq}, ActKind::Stat, x.rstd2);
-  s.add(p + "gate", {B, Tq, F}, ActKind::Value, x.gate);
-  s.add(p + "up", {B, Tq, F}, ActKind::Value, x.up);
-  s.add(p + "act", {B, Tq, F}, ActKind::Value, x.act);
+// The fields of BlockActivations: their part of the block (what Recompute::Attention recomputes is the
+// attention part), their shape and kind.
+enum class Part { Attention, Mlp };
+enum class Rows { Model, Heads, HeadRows, KeyValue, Ffn, Stat };  // (B,Tq,C) (B,Tq,H,D) (B,H,Tq) (B,T,Hkv,D) (B,Tq,F) (B,Tq)
+struct BlockField {
+  const char* name;
+  Buffer BlockActivations::*member;
+  Part part;
+  Rows rows;
+};
+constexpr BlockField kBlockFields[] = {
+    {"ln1", &BlockActivations::ln1, Part::Attention, Rows::Model},
+    {"rstd1", &BlockActivations::rstd1, Part::Attention, Rows::Stat},
+    {"q", &BlockActivations::q, Part::Attention, Rows::Heads},
+    {"q_scaled", &BlockActivations::q_scaled, Part::Attention, Rows::Heads},
+    {"k", &BlockActivations::k, Part::Attention, Rows::KeyValue},
+    {"v", &BlockActivations::v, Part::Attention, Rows::KeyValue},
+    {"att", &BlockActivations::att, Part::Attention, Rows::Heads},
+    {"lse", &BlockActivations::lse, Part::Attention, Rows::HeadRows},
+    {"mid", &BlockActivations::mid, Part::Mlp, Rows::Model},
+    {"ln2", &BlockActivations::ln2, Part::Mlp, Rows::Model},
+    {"rstd2", &BlockActivations::rstd2, Part::Mlp, Rows::Stat},
+    {"gate", &BlockActivations::gate, Part::Mlp, Rows::Ffn},
+    {"up", &BlockActivations::up, Part::Mlp, Rows::Ffn},
+    {"act", &BlockActivations::act, Part::Mlp, Rows::Ffn},
+};
+
+bool listed(const BlockField& f, const ModelConfig& m, bool with_kv) {
+  if (f.rows == Rows::KeyValue) return with_kv;
+  return f.member != &BlockActivations::q_scaled || m.ssmax;
+}
+
+std::vector<int64_t> shape_of(const BlockField& f, const ModelConfig& m, int64_t B, int64_t Tq) {
+  const int64_t C = m.hidden_size, H = m.num_heads, D = C / H;
+  switch (f.rows) {
+    case Rows::Model: return {B, Tq, C};
+    case Rows::Heads: return {B, Tq, H, D};
+    case Rows::HeadRows: return {B, H, Tq};
+    case Rows::KeyValue: return {B, Tq, *m.num_kv_heads, D};
+    case Rows::Ffn: return {B, Tq, *m.intermediate_size};
+    case Rows::Stat: return {B, Tq};
+  }
+  return {};
+}
+
+ActKind kind_of(const BlockField& f) {
+  return f.rows == Rows::Stat || f.rows == Rows::HeadRows ? ActKind::Stat : ActKind::Value;
+}
+
+bool recomputed(const BlockField& f, Recompute r) {
+  return r == Recompute::Full || (r == Recompute::Attention && f.part == Part::Attention);
 }
 
 }  // namespace
 
-std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, int64_t T, Activations* a) {
+std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, int64_t T, Recompute r, Activations* a) {
   SP_ASSERT(B >= 1 && T >= 1 && m.num_kv_heads && m.intermediate_size, "activation_specs ({}, {})", B, T);
   const int64_t C = m.hidden_size, L = m.num_hidden_layers, H = m.num_heads, D = C / H;
   const int64_t Hkv = *m.num_kv_heads, F = *m.intermediate_size, V = m.vocab_size;
@@ -53,18 +106,24 @@ std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, in
   Activations& x = a ? *a : counting;
   x.B = B;
   x.T = T;
+  x.recompute = r;
   x.resid.resize(size_t(L + 1));  // kept as they are when listing allocated activations (to free them)
   x.layers.resize(size_t(L));
   SpecList s(a != nullptr);
   s.add("tokens", {B, T}, ActKind::Token, x.tokens);
   s.add("targets", {B, T}, ActKind::Token, x.targets);
   for (int64_t l = 0; l <= L; ++l) s.add("resid." + std::to_string(l), {B, T, C}, ActKind::Value, x.resid[size_t(l)]);
-  for (int64_t l = 0; l < L; ++l) {
-    const std::string p = "layers." + std::to_string(l) + ".";
-    BlockActivations& b = x.layers[size_t(l)];
-    add_block(s, p, m, B, T, b);
-    s.add(p + "k", {B, T, Hkv, D}, ActKind::Value, b.k);
-    s.add(p + "v", {B, T, Hkv, D}, ActKind::Value, b.v);
+  for (const BlockField& f : kBlockFields) {
+    if (!listed(f, m, /*with_kv=*/true)) continue;
+    const ActKind kind = kind_of(f);
+    if (recomputed(f, r)) {  // one buffer, viewed by every layer
+      std::vector<Buffer*> others;
+      for (int64_t l = 1; l < L; ++l) others.push_back(&(x.layers[size_t(l)].*f.member));
+      s.add(std::string("recomputed.") + f.name, shape_of(f, m, B, T), kind, x.layers[0].*f.member, std::move(others));
+    } else {
+      for (int64_t l = 0; l < L; ++l)
+        s.add("layers." + std::to_string(l) + "." + f.name, shape_of(f, m, B, T), kind, x.layers[size_t(l)].*f.member);
+    }
   }
   s.add("final_norm", {B, T, C}, ActKind::Value, x.final_norm);
   s.add("final_rstd", {B, T}, ActKind::Stat, x.final_rstd);
@@ -99,7 +158,9 @@ std::vector<ActivationSpec> decoder_specs(const ModelConfig& m, int64_t T, int64
   s.add("tokens", {n}, ActKind::Token, x.tokens);
   s.add("targets", {n}, ActKind::Token, x.targets);
   s.add("x", {n, C}, ActKind::Value, x.x);
-  add_block(s, "block.", m, 1, n, x.block);
+  for (const BlockField& f : kBlockFields)  // one block's scratch; its k and v are the layer's cache
+    if (listed(f, m, /*with_kv=*/false))
+      s.add(std::string("block.") + f.name, shape_of(f, m, 1, n), kind_of(f), x.block.*f.member);
   s.add("final_norm", {n, C}, ActKind::Value, x.final_norm);
   s.add("final_rstd", {n}, ActKind::Stat, x.final_rstd);
   s.add("logits", {n, m.vocab_size}, ActKind::Stat, x.logits);  // fp32 where activations are bf16
@@ -121,6 +182,7 @@ void allocate_activations(Backend& be, const std::vector<ActivationSpec>& specs)
   for (const ActivationSpec& s : specs) {
     SP_ASSERT(s.slot, "activation {} was listed for counting, not allocation", s.name);
     *s.slot = be.alloc(s.numel(), activation_dtype(s.kind, be));
+    for (Buffer* view : s.shared) *view = *s.slot;
   }
 }
 
@@ -129,6 +191,7 @@ void release_activations(Backend& be, const std::vector<ActivationSpec>& specs) 
     if (s.slot && *s.slot) {
       be.release(*s.slot);
       *s.slot = Buffer{};
+      for (Buffer* view : s.shared) *view = Buffer{};
     }
 }
 

@@ -32,10 +32,25 @@ struct BlockActivations {
   Buffer gate, up, act;      // (B, Tq, F) each
 };
 
+// What the backward pass recomputes instead of keeping (training.activation_checkpointing):
+//   None       every block keeps all of its BlockActivations.
+//   Attention  each block keeps its MLP part (mid, ln2, rstd2, gate, up, act); its attention part (ln1,
+//              rstd1, q, q_scaled, k, v, att, lse) is one buffer set shared by all layers, recomputed from
+//              the block's input before the block's backward: one more QKV projection and attention forward
+//              per layer.
+//   Full       each block keeps only its input (resid[l]); the whole block is recomputed (but the down
+//              projection): about one more forward pass per step.
+// The recomputation runs the forward's kernels on the forward's inputs, so gradients are bit-identical to
+// None's on every backend (the kernels are deterministic).
+enum class Recompute { None, Attention, Full };
+Recompute recompute_from_name(const std::string& name);  // "none" | "attention" | "full"
+const char* recompute_name(Recompute r);
+
 // Activations of one forward pass, kept for the backward pass, plus the gradient scratch.
 // Allocated for at most (B, T); a pass may use a shorter T.
 struct Activations {
   int64_t B = 0, T = 0;          // capacity
+  Recompute recompute = Recompute::None;
   int64_t cur_B = 0, cur_T = 0;  // shape of the last forward()
   Buffer tokens, targets;        // (B, T) i32
   std::vector<Buffer> resid;     // L + 1 of (B, T, C): input of block l; resid[L] is the last block's output
@@ -74,20 +89,24 @@ struct ActivationSpec {
   std::vector<int64_t> shape;  // row-major
   ActKind kind;
   Buffer* slot = nullptr;      // the struct field it is allocated into; null when listed for counting only
+  std::vector<Buffer*> shared;  // more fields that view the same buffer (recomputed parts of other layers)
   size_t numel() const;
 };
 
-// Every buffer of Activations for (B, T). With `a`, sizes a->resid and a->layers (kept if already sized) and
-// points each spec at its field, for allocation or, on allocated activations, for freeing; without, the
-// specs are for counting (the memory estimate).
-std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, int64_t T, Activations* a = nullptr);
+// Every buffer of Activations for (B, T) under recomputation r: a recomputed field is listed once
+// ("recomputed.q") and shared by every layer, a kept one per layer ("layers.3.q"). With `a`, sizes a->resid
+// and a->layers (kept if already sized) and points each spec at its field(s), for allocation or, on
+// allocated activations, for freeing; without, the specs are for counting (the memory estimate).
+std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, int64_t T, Recompute r,
+                                             Activations* a = nullptr);
 
 // Every buffer of DecoderBuffers for a capacity of T positions and chunks of n rows (n <= T).
 std::vector<ActivationSpec> decoder_specs(const ModelConfig& m, int64_t T, int64_t n, DecoderBuffers* d = nullptr);
 
 DType activation_dtype(ActKind kind, const Backend& be);
 
-// Allocates every spec into its slot (zero-filled, as Backend::alloc); release_activations frees them.
+// Allocates every spec into its slot and shared fields (zero-filled, as Backend::alloc);
+// release_activations frees them.
 void allocate_activations(Backend& be, const std::vector<ActivationSpec>& specs);
 void release_activations(Backend& be, const std::vector<ActivationSpec>& specs);
 

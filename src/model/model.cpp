@@ -101,14 +101,14 @@ AttentionShape Model::attention_shape(int64_t B, int64_t T) const {
   return AttentionShape{B, T, d_.H, d_.Hkv, d_.D, normaliser_from_name(cfg_.attention), cfg_.softpick_eps};
 }
 
-Activations Model::make_activations(int64_t B, int64_t T) {
+Activations Model::make_activations(int64_t B, int64_t T, Recompute r) {
   Activations a;
-  allocate_activations(be_, activation_specs(cfg_, B, T, &a));
+  allocate_activations(be_, activation_specs(cfg_, B, T, r, &a));
   return a;
 }
 
 void Model::free_activations(Activations& a) {
-  if (a.B > 0) release_activations(be_, activation_specs(cfg_, a.B, a.T, &a));
+  if (a.B > 0) release_activations(be_, activation_specs(cfg_, a.B, a.T, a.recompute, &a));
   a = Activations{};
 }
 
@@ -129,18 +129,21 @@ void Model::forward(Activations& a, std::span<const int32_t> tokens, int64_t B, 
 void Model::block_forward(int64_t l, const BlockActivations& x, Buffer in, Buffer out, const AttentionShape& s) {
   SP_ASSERT(l >= 0 && l < d_.L && (s.q_offset == 0 || s.B == 1), "block {} on B={} with query offset {}", l, s.B,
             s.q_offset);
+  const size_t N = size_t(s.B * s.Tq());
+  attention_half(l, x, in, x.mid, s);
+  mlp_half(l, x, x.mid, out, N);
+}
+
+void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s) {
   const LayerTensors& w = w_.layers[size_t(l)];
   const size_t Tq = size_t(s.Tq()), N = size_t(s.B) * Tq, pos0 = size_t(s.q_offset);
-  const size_t C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
+  const size_t C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D);
   const size_t B = size_t(s.B), H = size_t(d_.H), Hkv = size_t(d_.Hkv), D = size_t(d_.D);
-  const double eps = cfg_.norm_eps, theta = cfg_.rope_theta;
+  const double theta = cfg_.rope_theta;
   const Buffer k_new = x.k.slice(pos0 * KD, N * KD);  // (B, Tq, Hkv, D): the keys and values of these rows
   const Buffer v_new = x.v.slice(pos0 * KD, N * KD);
   in = in.slice(0, N * C);
-  out = out.slice(0, N * C);
-  const Buffer mid = x.mid.slice(0, N * C);
-  // attention sub-block: mid = in + o_proj(attention(rmsnorm(in)))
-  be_.rmsnorm_forward(x.ln1, x.rstd1, in, w.ln1, N, C, eps);
+  be_.rmsnorm_forward(x.ln1, x.rstd1, in, w.ln1, N, C, cfg_.norm_eps);
   be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
   be_.matmul_forward(k_new, x.ln1, w.k, N, C, KD);
   be_.matmul_forward(v_new, x.ln1, w.v, N, C, KD);
@@ -152,15 +155,36 @@ void Model::block_forward(int64_t l, const BlockActivations& x, Buffer in, Buffe
     q_att = x.q_scaled;
   }
   be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, s);
+  if (!mid) return;
+  mid = mid.slice(0, N * C);
   be_.matmul_forward(mid, x.att, w.o, N, HD, C);
   be_.accumulate(mid, in);
-  // MLP sub-block: out = mid + down_proj(silu(gate_proj(h)) * up_proj(h)), h = rmsnorm(mid)
-  be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, eps);
+}
+
+void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N) {
+  const LayerTensors& w = w_.layers[size_t(l)];
+  const size_t C = size_t(d_.C), F = size_t(d_.F);
+  mid = mid.slice(0, N * C);
+  be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, cfg_.norm_eps);
   be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
   be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
   be_.swiglu_forward(x.act, x.gate, x.up, N * F);
+  if (!out) return;
+  out = out.slice(0, N * C);
   be_.matmul_forward(out, x.act, w.down, N, F, C);
   be_.accumulate(out, mid);
+}
+
+void Model::recompute_block(Activations& a, int64_t l, const AttentionShape& s) {
+  const BlockActivations& x = a.layers[size_t(l)];
+  switch (a.recompute) {
+    case Recompute::None: return;
+    case Recompute::Attention: attention_half(l, x, a.resid[size_t(l)], Buffer{}, s); return;
+    case Recompute::Full:
+      attention_half(l, x, a.resid[size_t(l)], x.mid, s);
+      mlp_half(l, x, x.mid, Buffer{}, size_t(s.B * s.T));
+      return;
+  }
 }
 
 void Model::loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale) {
@@ -184,6 +208,7 @@ void Model::backward(Activations& a) {
     const LayerTensors& w = w_.layers[size_t(l)];
     const LayerTensors& g = g_.layers[size_t(l)];
     const BlockActivations& x = a.layers[size_t(l)];
+    recompute_block(a, l, shape);
     // MLP sub-block; the skip path leaves d_resid as it is, the norm path adds to it
     be_.matmul_backward(a.d_act, g.down, a.d_resid, x.act, w.down, N, F, C, false);
     be_.swiglu_backward(a.d_gate, a.d_up, a.d_act, x.gate, x.up, N * F);

@@ -73,8 +73,9 @@ public:
   void init_weights(uint64_t seed);
   void zero_grads();
 
-  // Allocates the activations of activation_specs(config(), B, T) (model/activations.h); frees them.
-  Activations make_activations(int64_t B, int64_t T);
+  // Allocates the activations of activation_specs(config(), B, T, r) (model/activations.h); frees them.
+  // With r != None, backward() recomputes what the forward did not keep.
+  Activations make_activations(int64_t B, int64_t T, Recompute r = Recompute::None);
   void free_activations(Activations& a);
 
   // Runs the blocks and the final norm on tokens (B, T) (host memory, B <= a.B, T <= a.T).
@@ -96,6 +97,12 @@ public:
   void last_logits(Activations& a, std::span<float> logits);
 
 private:
+  // The block's two halves. The attention half writes mid = in + o_proj(attention(rmsnorm(in))), or, with
+  // mid empty, stops after the attention (the recomputation of Recompute::Attention keeps mid). The MLP
+  // half writes out = mid + down_proj(swiglu(...)), or, with out empty, stops after swiglu.
+  void attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s);
+  void mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N);
+  void recompute_block(Activations& a, int64_t l, const AttentionShape& s);  // what a.recompute left out
   std::vector<double> init_values(size_t i, uint64_t seed) const;  // tensor specs_[i]'s init, host fp64
   ModelTensors views(Buffer flat) const;
 

@@ -218,7 +218,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   Model model(cfg.model, *backend, size_t(comm->size()) * kParamAlign);
   AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
   optimizer.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
-  Activations acts = model.make_activations(B, T);
+  Activations acts = model.make_activations(B, T, recompute_from_name(cfg.training.activation_checkpointing));
   Decoder sampler(model, T);  // the samples' key/value cache, held for the run: its memory is known up front
 
   DataLoader train_data(glob_files(cfg.data.train_files), loader_options(cfg, true, *comm), "data.train_files");
