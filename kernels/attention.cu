@@ -391,7 +391,9 @@ void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, cons
   });
 }
 
-size_t attention_backward_scratch_bytes(const AttentionArgs& a) { return size_t(a.B) * a.H * a.Tq * sizeof(float); }
+size_t attention_backward_scratch_bytes(const AttentionArgs& a) {
+  return size_t(a.B) * a.H * a.Tq * sizeof(float) + attention_backward_mma_scratch_bytes(a);
+}
 
 template <class T>
 void attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* out,
@@ -403,7 +405,7 @@ void attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, con
   SP_LAUNCH(attention_delta_kernel<T>, blocks_of(rows, kDeltaRows), dim3(kThreads), 0, s, out, dout, delta, rows,
             a.Tq, a.H, int(a.D));
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return attention_backward_mma_cuda(a, q, k, v, dout, lse, delta, dq, dk, dv, s);  // tensor cores
+    return attention_backward_mma_cuda(a, q, k, v, dout, lse, delta, dq, dk, dv, delta + rows, s);  // tensor cores
   }
   const dim3 kv_grid(blocks_of(a.Tk, kBwdBlock), unsigned(a.Hkv), unsigned(a.B));
   const dim3 q_grid(blocks_of(a.Tq, kBwdBlock), unsigned(a.H), unsigned(a.B));

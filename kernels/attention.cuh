@@ -13,8 +13,11 @@
 // Tq == Tk and q_offset = 0; decoding the last Tq rows of a sequence has q_offset = Tk - Tq.
 // Head dims: 32, 64 and 128. Element types: float (verification) and __nv_bfloat16 (training); every sum
 // is fp32 whatever the element type.
-// Backward convention: dq, dk and dv are overwritten (activation gradients). The backward pass is
-// deterministic: no atomics, every sum in a fixed order, so two runs give the same bits.
+// Backward convention: dq, dk and dv are overwritten (activation gradients). By default the backward pass
+// is deterministic: no atomics, every sum in a fixed order, so two runs give the same bits. With
+// atomic_dq, the bf16 (tensor-core) backward adds dq in fp32 with atomics instead (one kernel instead of
+// two, 5 tile products per query-key tile pair instead of 7; the bits of dq depend on the hardware's order).
+// The fp32 backward is always deterministic.
 #pragma once
 
 #include "backend/op_args.h"
@@ -32,6 +35,7 @@ struct AttentionArgs {
   int64_t q_offset;               // absolute position of query row 0 (Tk - Tq for the decoder's last rows; 0 in training, Tq == Tk)
   Normaliser norm;
   float softpick_eps;
+  bool atomic_dq = false;         // backward, bf16: dq by fp32 atomics (training.attention_backward = atomic)
 };
 
 // out (B, Tq, H, D) and lse (B, H, Tq) from q (B, Tq, H, D), k and v (B, Tk, Hkv, D).
@@ -39,7 +43,8 @@ template <class T>
 void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
                             cudaStream_t s);
 
-// Bytes of device scratch the backward pass needs: delta = rowsum(out * dout), (B, H, Tq) fp32.
+// Bytes of device scratch the backward pass needs: delta = rowsum(out * dout), (B, H, Tq) fp32, and with
+// atomic_dq the fp32 dq accumulator (B, Tq, H, D).
 size_t attention_backward_scratch_bytes(const AttentionArgs& a);
 
 // dq (B, Tq, H, D), dk and dv (B, Tk, Hkv, D) from the forward's inputs, its out and lse, and dout

@@ -109,6 +109,13 @@ template <int D>
 __device__ __forceinline__ void load_a(uint32_t (&a)[4], const bf16* tile, int r0, int c0, int lane) {
   ldmatrix_x4(a, tile + (r0 + lane % 16) * kStride<D> + c0 + 8 * (lane / 16));
 }
+// A (16x16) = the transpose of tile rows c0 .. c0 + 15, columns r0 .. r0 + 15: A(m, k) = tile[c0 + k][r0 + m]
+// (dS from the dS^T tile that the dk/dv kernel stores).
+template <int W>
+__device__ __forceinline__ void load_a_trans(uint32_t (&a)[4], const bf16* tile, int r0, int c0, int lane) {
+  const int m = lane / 8;  // a[m]: rows 8 (m % 2) .., columns 8 (m / 2) .. of A
+  ldmatrix_x4_trans(a, tile + (c0 + 8 * (m / 2) + lane % 8) * kStride<W> + r0 + 8 * (m % 2));
+}
 // B (16x8) of two n8 tiles, B(k, n) = tile[n0 + n][k0 + k]: the tile's rows are B's columns (K for Q K^T).
 // b[0..1] is the tile of columns n0 .., b[2..3] that of n0 + 8 ...
 template <int D>
@@ -358,17 +365,21 @@ __global__ void __launch_bounds__(kThreads) attention_dq_mma_kernel(
 }
 
 // The dk/dv kernel's shared memory: the block's keys and values, then kStages (Q, dO) pairs and their
-// per-query statistics (lse in base 2, exp(-lse), delta; fp32).
-template <int D>
+// per-query statistics (lse in base 2, exp(-lse), delta; fp32); with kAtomicDq, the step's dS^T tile
+// (kBlockK keys x kBlockQ queries) after them.
+template <int D, bool kAtomicDq>
 struct DkvTiles {
   static constexpr int kTile = kBlockQ * kStride<D>;
   static constexpr int kStatFloats = 3 * kBlockQ;  // per stage
-  static constexpr int kElems = 2 * kBlockK * kStride<D> + 2 * kStages * kTile + kStages * kStatFloats * 2;
+  static constexpr int kDsElems = kAtomicDq ? kBlockK * kStride<kBlockQ> : 0;
+  static constexpr int kElems = 2 * kBlockK * kStride<D> + 2 * kStages * kTile + kStages * kStatFloats * 2 + kDsElems;
   bf16 *k, *v, *base;
   float* stats;
+  bf16* ds;
   __device__ explicit DkvTiles(bf16* smem)
       : k(smem), v(k + kBlockK * kStride<D>), base(v + kBlockK * kStride<D>),
-        stats(reinterpret_cast<float*>(base + 2 * kStages * kTile)) {}
+        stats(reinterpret_cast<float*>(base + 2 * kStages * kTile)),
+        ds(reinterpret_cast<bf16*>(stats + kStages * kStatFloats)) {}
   __device__ bf16* q(int stage) const { return base + (2 * stage) * kTile; }
   __device__ bf16* dout(int stage) const { return base + (2 * stage + 1) * kTile; }
   __device__ float* lse2(int stage) const { return stats + stage * kStatFloats; }
@@ -379,14 +390,17 @@ struct DkvTiles {
 // dk, dv for keys j0 .. j0 + 63 of kv head blockIdx.y in batch blockIdx.z: every query block of the
 // group's heads that sees them, head by head and block by block, in that fixed order. Per query block,
 // each warp its 16 keys: S^T = K Q^T and dP^T = V dO^T, P^T and dS^T from the policy (kept in registers),
-// dV += P^T dO, dK += dS^T Q.
-template <class N, int D>
+// dV += P^T dO, dK += dS^T Q. With kAtomicDq the kernel also does the dq kernel's work: the warps store
+// dS^T to shared memory, each warp takes 16 of the query block's rows, dQ = dS K (ldmatrix .trans gives dS's
+// fragments), and adds them to dq_acc (B, Tq, H, D) fp32 with atomics; the order of those additions across
+// key blocks is the hardware's, so dq is not bit-reproducible.
+template <class N, int D, bool kAtomicDq>
 __global__ void __launch_bounds__(kThreads) attention_dkdv_mma_kernel(
     const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* lse, const float* delta, bf16* dk,
-    bf16* dv, int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset) {
+    bf16* dv, float* dq_acc, int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset) {
   using U = attn::Base2;
   SP_DYNAMIC_SHARED(bf16, smem);
-  const DkvTiles<D> t(&smem[0]);
+  const DkvTiles<D, kAtomicDq> t(&smem[0]);
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, tq = lane % 4;
   const int64_t j0 = int64_t(blockIdx.x) * kBlockK, hk = blockIdx.y, b = blockIdx.z, group = H / Hkv;
   const int64_t ldq = H * D, ldk = Hkv * D;
@@ -446,6 +460,39 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_mma_kernel(
       }
     add_wx<D, kKeyTiles>(dva, x, t.dout(stage), lane);  // dV += P^T dO
     add_wx<D, kKeyTiles>(dka, dp, t.q(stage), lane);    // dK += dS^T Q
+    if constexpr (kAtomicDq) {
+      const int64_t h = hk * group + s / blocks;
+      SP_UNROLL
+      for (int n = 0; n < kKeyTiles; ++n)  // this warp's 16 rows of dS^T (keys) x 64 columns (queries)
+        SP_UNROLL
+        for (int r = 0; r < 2; ++r)
+          *reinterpret_cast<uint32_t*>(t.ds + (warp * kRowsPerWarp + g + 8 * r) * kStride<kBlockQ> + 8 * n + 2 * tq) =
+              pack_bf16(dp[n][2 * r], dp[n][2 * r + 1]);
+      __syncthreads();  // the whole dS^T tile is written (the next write waits for the loop's barrier)
+      float dqa[D / 8][4] = {};
+      SP_UNROLL
+      for (int c = 0; c < kBlockK / 16; ++c) {  // dQ (this warp's 16 queries, D) += dS (16, 64 keys) K
+        uint32_t af[4];
+        load_a_trans<kBlockQ>(af, t.ds, warp * kRowsPerWarp, 16 * c, lane);
+        SP_UNROLL
+        for (int d = 0; d < D / 8; d += 2) {
+          uint32_t xf[4];
+          load_b_cols<D>(xf, t.k, 16 * c, 8 * d, lane);
+          mma_pair(dqa[d], dqa[d + 1], af, xf);
+        }
+      }
+      SP_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        const int64_t row = i0 + warp * kRowsPerWarp + g + 8 * r;
+        if (row >= Tq) continue;
+        float* dst = dq_acc + ((size_t(b) * Tq + row) * H + h) * D + 2 * tq;
+        SP_UNROLL
+        for (int d = 0; d < D / 8; ++d) {
+          atomicAdd(dst + 8 * d, dqa[d][2 * r]);
+          atomicAdd(dst + 8 * d + 1, dqa[d][2 * r + 1]);
+        }
+      }
+    }
   }
   cp_async_wait<0>();
   const float ones[2] = {1.0f, 1.0f}, scale[2] = {1.0f / sqrtf(float(D)), 1.0f / sqrtf(float(D))};
@@ -454,6 +501,12 @@ __global__ void __launch_bounds__(kThreads) attention_dkdv_mma_kernel(
     store_acc<D>(dk + wrow * D, ldk, Tk - wkey, dka, scale, lane);
     store_acc<D>(dv + wrow * D, ldk, Tk - wkey, dva, ones, lane);
   }
+}
+
+// dq = dq_acc * scale in bf16, n elements.
+__global__ void __launch_bounds__(256) scale_to_bf16_kernel(const float* acc, bf16* out, float scale, int64_t n) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2bfloat16(acc[i] * scale);
 }
 
 }  // namespace
@@ -472,19 +525,35 @@ void attention_forward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf1
 }
 
 
+size_t attention_backward_mma_scratch_bytes(const AttentionArgs& a) {
+  return a.atomic_dq ? size_t(a.B * a.Tq * a.H * a.D) * sizeof(float) : 0;
+}
+
 void attention_backward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf16* k, const bf16* v,
                                  const bf16* dout, const float* lse, const float* delta, bf16* dq, bf16* dk,
-                                 bf16* dv, cudaStream_t s) {
+                                 bf16* dv, float* dq_acc, cudaStream_t s) {
   const dim3 kv_grid(blocks_for(size_t(a.Tk), kBlockK), unsigned(a.Hkv), unsigned(a.B));
   const dim3 q_grid(blocks_for(size_t(a.Tq), kBlockQ), unsigned(a.H), unsigned(a.B));
+  const size_t nq = size_t(a.B * a.Tq * a.H * a.D);
+  const float inv_sqrt_d = 1.0f / std::sqrt(float(a.D));
   attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
     using N = decltype(norm);
     constexpr int D = decltype(head_dim)::value;
-    constexpr size_t kv_smem = DkvTiles<D>::kElems * sizeof(bf16), q_smem = DqTiles<D>::kElems * sizeof(bf16);
-    allow_dynamic_smem(attention_dkdv_mma_kernel<N, D>, kv_smem);
+    if (a.atomic_dq) {  // one kernel; dq through an fp32 accumulator
+      SP_ASSERT(dq_acc, "attention_backward_mma_cuda: atomic dq needs its accumulator");
+      constexpr size_t smem = DkvTiles<D, true>::kElems * sizeof(bf16);
+      allow_dynamic_smem(attention_dkdv_mma_kernel<N, D, true>, smem);
+      CUDA_CHECK(cudaMemsetAsync(dq_acc, 0, nq * sizeof(float), s));
+      SP_LAUNCH((attention_dkdv_mma_kernel<N, D, true>), kv_grid, dim3(kThreads), smem, s, q, k, v, dout, lse, delta,
+                dk, dv, dq_acc, a.Tq, a.Tk, a.H, a.Hkv, a.q_offset);
+      SP_LAUNCH(scale_to_bf16_kernel, dim3(blocks_for(nq, 256)), dim3(256), 0, s, dq_acc, dq, inv_sqrt_d, int64_t(nq));
+      return;
+    }
+    constexpr size_t kv_smem = DkvTiles<D, false>::kElems * sizeof(bf16), q_smem = DqTiles<D>::kElems * sizeof(bf16);
+    allow_dynamic_smem(attention_dkdv_mma_kernel<N, D, false>, kv_smem);
     allow_dynamic_smem(attention_dq_mma_kernel<N, D>, q_smem);
-    SP_LAUNCH((attention_dkdv_mma_kernel<N, D>), kv_grid, dim3(kThreads), kv_smem, s, q, k, v, dout, lse, delta, dk,
-              dv, a.Tq, a.Tk, a.H, a.Hkv, a.q_offset);
+    SP_LAUNCH((attention_dkdv_mma_kernel<N, D, false>), kv_grid, dim3(kThreads), kv_smem, s, q, k, v, dout, lse, delta,
+              dk, dv, static_cast<float*>(nullptr), a.Tq, a.Tk, a.H, a.Hkv, a.q_offset);
     SP_LAUNCH((attention_dq_mma_kernel<N, D>), q_grid, dim3(kThreads), q_smem, s, q, k, v, dout, lse, delta, dq, a.Tq,
               a.Tk, a.H, a.Hkv, a.q_offset);
   });

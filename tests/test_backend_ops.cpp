@@ -329,13 +329,14 @@ double rel_err(const Vec& a, const Vec& ref) {
   return scale > 0 ? diff / scale : diff;
 }
 
-// Every case of the table on `device`, against cpu-f64.
-void check_backend(const std::string& device) {
+// Every case of the table on `device` (those whose name starts with `only`), against cpu-f64.
+void check_backend(const std::string& device, bool deterministic = true, const std::string& only = "") {
   auto ref_be = sp::make_backend({"cpu-f64", 2});
-  auto be = sp::make_backend({device, 2});
+  auto be = sp::make_backend({device, 2, 0, deterministic});
   uint64_t seed = 1;
   for (const OpCase& c : op_table()) {
     ++seed;
+    if (!c.name.starts_with(only)) continue;
     OpRun ref(*ref_be, seed), got(*be, seed);
     c.run(ref);
     c.run(got);
@@ -367,10 +368,15 @@ TEST_CASE("backend ops: cuda (on the CUDA execution harness) against cpu-f64", "
   }
   emu::set_schedule_seed(saved);
 }
+
+TEST_CASE("backend ops: cuda with the atomic attention backward against cpu-f64", "[cuda]") {
+  check_backend("cuda", /*deterministic=*/false, "attention");
+}
 #else
 TEST_CASE("backend ops: cuda against cpu-f64", "[gpu]") {
   check_backend("cuda");
   check_backend("cuda-f32");
+  check_backend("cuda", /*deterministic=*/false, "attention");
 }
 #endif
 #endif

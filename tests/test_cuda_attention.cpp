@@ -2,8 +2,8 @@
 // kernels/attention_mma.cu) against the CPU flash reference (src/cpu/attention.h)
 // run on the same inputs (bf16 inputs are rounded first): every normaliser, float and bf16, head dims 64
 // and 128 (and 32), multi-head, grouped and multi-query attention, lengths with masked tails, decoding rows
-// (Tq < Tk), rows that output zero, scores far below -88 before positive ones, and the determinism of the
-// backward pass under several fiber schedules of the harness.
+// (Tq < Tk), rows that output zero, scores far below -88 before positive ones, the determinism of the
+// backward pass under several fiber schedules of the harness, and the bf16 backward's atomic-dq mode.
 //
 // Each problem is a full causal sequence of Tk rows on the CPU; the kernels get its last Tq query rows
 // (all of them in training). dout is zero on the rows before those, so the CPU's dk and dv are exactly the
@@ -264,6 +264,32 @@ TEMPLATE_TEST_CASE("cuda attention: scores far below -88 on the first key tile, 
         std::fill_n(p.k.begin() + t * a.Hkv * a.D, a.Hkv * a.D, -12.0f);
       const Outputs got = check_problem<TestType>(p);
       if (norm != Normaliser::Softmax) REQUIRE(got.lse[0] == INFINITY);  // row 0 sees only key 0
+    }
+}
+
+// The atomic mode (one kernel per key block; dq added in fp32 with atomics) against the CPU at the same
+// tolerance, and against the deterministic mode: dk and dv are computed the same way in both (same bits),
+// dq differs only in the order of its fp32 sums.
+TEST_CASE("cuda attention: the atomic-dq backward matches the CPU and the deterministic mode", "[cuda]") {
+  using T = __nv_bfloat16;
+  struct Shape {
+    int64_t B, Tq, Tk, H, Hkv, D;
+  };
+  uint64_t seed = 300;
+  for (Normaliser norm : kAll)
+    for (Shape sh : {Shape{2, 17, 17, 4, 4, 64}, Shape{1, 150, 150, 4, 2, 64}, Shape{2, 67, 67, 4, 1, 128},
+                     Shape{1, 70, 70, 4, 2, 128}, Shape{2, 40, 40, 4, 2, 32}, Shape{2, 33, 80, 4, 2, 64}}) {
+      INFO(name(norm) << " B=" << sh.B << " Tq=" << sh.Tq << " Tk=" << sh.Tk << " H=" << sh.H << " Hkv=" << sh.Hkv
+                      << " D=" << sh.D);
+      Problem p = random_problem<T>(args(norm, sh.B, sh.Tq, sh.Tk, sh.H, sh.Hkv, sh.D), seed++);
+      const Reference ref = cpu_reference<T>(p);
+      const Outputs deterministic = run_cuda<T>(p, ref);
+      p.a.atomic_dq = true;
+      const Outputs atomic = run_cuda<T>(p, ref);
+      check_against_reference<T>(p.a, atomic, ref.want);
+      CHECK(same_bits(atomic.dk, deterministic.dk));
+      CHECK(same_bits(atomic.dv, deterministic.dv));
+      CHECK(rel_err(atomic.dq, deterministic.dq) <= kTolCudaBF16Operands);
     }
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Training on the CUDA backend (on the CUDA execution harness without a GPU, on the device with one):
 # the demo configs follow the CPU's loss curve, checkpoints move between cuda and cpu runs in both
-# directions, activation checkpointing repeats a run exactly, and 2 ranks over NCCL equal one process with the doubled batch, with and without ZeRO-1.
+# directions, activation checkpointing repeats a run exactly, the atomic attention backward follows the
+# deterministic one (within 1e-3: its dq sums run in another order, and the tiny config trains softpick),
+# and 2 ranks over NCCL equal one process with the doubled batch, with and without ZeRO-1.
 # Usage: tests/test_cuda_training.sh BUILD/softpick
 #
 # Tolerances (relative, per step's train loss):
@@ -97,6 +99,13 @@ for ac in attention full; do
   check "activation_checkpointing=$ac on cuda repeats the run exactly" close_losses "recompute_$ac" straight_cuda 0
   check "activation_checkpointing=$ac on cuda: the memory in use is the predicted one" memory_predicted "recompute_$ac"
 done
+
+# ---- the atomic attention backward: the same run up to the order of dq's fp32 sums ----
+# At T = 160 (three key blocks of 64) every dq row gets up to three atomic additions.
+run deterministic_t160 "${tiny[@]}" --training.device=cuda --training.seq_len=160
+run atomic_dq "${tiny[@]}" --training.device=cuda --training.seq_len=160 --training.attention_backward=atomic
+check "attention_backward=atomic on cuda follows the deterministic run" close_losses atomic_dq deterministic_t160 1e-3
+check "attention_backward=atomic on cuda: the memory in use is the predicted one" memory_predicted atomic_dq
 
 # ---- 2 GPUs over NCCL equal one GPU with the doubled batch; ZeRO-1 equals stage 0 ----
 if [ "${SOFTPICK_TEST_NO_MPI:-0}" = 1 ]; then

@@ -36,7 +36,7 @@ std::unique_ptr<Backend> make_backend(const BackendOptions& opt) {
   if (opt.device == "cpu-f64") return make_cpu_backend(DType::F64, opt.threads);
   if (opt.device == "cuda" || opt.device == "cuda-f32") {
 #ifdef SOFTPICK_HAVE_CUDA_BACKEND
-    return make_cuda_backend(opt.local_rank, opt.device == "cuda" ? DType::BF16 : DType::F32);
+    return make_cuda_backend(opt.local_rank, opt.device == "cuda" ? DType::BF16 : DType::F32, opt.deterministic);
 #else
     usage_fail("training.device = \"cuda\": this softpick was built without the CUDA backend; rebuild with nvcc "
                "available (cmake -DSOFTPICK_CUDA=ON) or use training.device=cpu (--device=cpu for eval, sample, "

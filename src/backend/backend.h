@@ -134,6 +134,9 @@ struct BackendOptions {
   std::string device = "cpu";
   int threads = 0;             // CPU threads; <= 0 keeps the OpenMP default (all cores)
   int local_rank = 0;          // the process's rank within its node: the GPU a CUDA backend uses
+  // training.attention_backward: true = "deterministic" (every backend's only mode on the CPU); false =
+  // "atomic", where the CUDA bf16 attention backward adds dq with fp32 atomics (kernels/attention.cuh)
+  bool deterministic = true;
 };
 
 // The one backend factory. "cuda" needs the CUDA backend compiled in (src/backend/cuda_factory.h); in a

@@ -127,7 +127,9 @@ AttnTiming time_naive_attention(const AttentionShape& s) {
   return {1e3 * f, 1e3 * (sw.seconds() - f)};
 }
 
-void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bool emulated) {
+// `atomic`: the same device with training.attention_backward = atomic, whose backward is timed beside the
+// deterministic one (null on the CPU, which has only the deterministic mode).
+void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, Backend* atomic, bool emulated) {
   const int64_t H = cfg.model.num_heads, Hkv = *cfg.model.num_kv_heads;
   const bool cpu = be.name().rfind("cpu", 0) == 0;
   std::vector<int64_t> Ts = opt.attention_T, Ds = opt.attention_D;
@@ -136,12 +138,13 @@ void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bo
                                 : std::vector<int64_t>{512, 1024, 2048, 4096, 8192, 16384};
   if (Ds.empty()) Ds = {cfg.model.hidden_size / H};
   std::printf("\nattention alone on %s: B=1, H=%lld, Hkv=%lld, causal; FLOP/s in the FlashAttention convention\n"
-              "(forward 4 B T^2 H D / 2, backward 2.5x forward); best of several runs; peak RSS is the process's\n"
-              "after the row%s\n",
+              "(forward 4 B T^2 H D / 2, backward 2.5x forward); best of several runs; bwd is the deterministic\n"
+              "backward (the default), atomic the backward that adds dq with fp32 atomics; peak RSS is the\n"
+              "process's after the row%s\n",
               be.name().c_str(), (long long)H, (long long)Hkv,
               cpu ? " (flash rows run first, in increasing T, so they show what flash attention needs)" : "");
-  std::printf("%-6s %-4s %-10s %-6s %10s %10s %10s %10s %12s\n", "T", "D", "normaliser", "impl", "fwd ms", "bwd ms",
-              "fwd TF/s", "bwd TF/s", "peak RSS MiB");
+  std::printf("%-6s %-4s %-10s %-6s %10s %10s %10s %10s %10s %12s\n", "T", "D", "normaliser", "impl", "fwd ms",
+              "bwd ms", "atomic ms", "fwd TF/s", "bwd TF/s", "peak RSS MiB");
   // flash first, in increasing T; the naive reference (CPU only) after
   for (bool naive : cpu ? std::vector<bool>{false, true} : std::vector<bool>{false})
     for (int64_t D : Ds)
@@ -150,6 +153,7 @@ void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bo
         // softmax and softpick alternate, best of several rounds, so machine noise hits both alike
         const int rounds = naive || emulated ? 1 : (T <= 1024 ? 5 : 3);
         AttnTiming best[2];
+        double best_atomic[2] = {0, 0};  // ms of the atomic backward
         const Normaliser kinds[2] = {Normaliser::Softmax, Normaliser::Softpick};
         for (int r = 0; r < rounds; ++r)
           for (int i = 0; i < 2; ++i) {
@@ -157,15 +161,21 @@ void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bo
             const AttnTiming t = naive ? time_naive_attention(s) : time_attention(be, s, emulated ? 1 : 3);
             best[i].fwd_ms = r == 0 ? t.fwd_ms : std::min(best[i].fwd_ms, t.fwd_ms);
             best[i].bwd_ms = r == 0 ? t.bwd_ms : std::min(best[i].bwd_ms, t.bwd_ms);
+            if (atomic && !naive) {
+              const double a = time_attention(*atomic, s, emulated ? 1 : 3).bwd_ms;
+              best_atomic[i] = r == 0 ? a : std::min(best_atomic[i], a);
+            }
           }
         const double fwd_flop = 4.0 * double(T) * double(T) * double(H) * double(D) / 2.0;
         for (int i = 0; i < 2; ++i) {
           const AttnTiming& t = best[i];
-          std::printf("%-6lld %-4lld %-10s %-6s %10.3f %10.3f %10.4f %10.4f %12.0f", (long long)T, (long long)D,
-                      i == 0 ? "softmax" : "softpick", naive ? "naive" : "flash", t.fwd_ms, t.bwd_ms,
+          const std::string atomic_ms = best_atomic[i] > 0 ? fmt::format("{:.3f}", best_atomic[i]) : "-";
+          std::printf("%-6lld %-4lld %-10s %-6s %10.3f %10.3f %10s %10.4f %10.4f %12.0f", (long long)T, (long long)D,
+                      i == 0 ? "softmax" : "softpick", naive ? "naive" : "flash", t.fwd_ms, t.bwd_ms, atomic_ms.c_str(),
                       fwd_flop / (t.fwd_ms * 1e9), 2.5 * fwd_flop / (t.bwd_ms * 1e9), peak_rss_mib());
           if (i == 1)
             std::printf("   softpick/softmax fwd %.2fx, bwd %.2fx", t.fwd_ms / best[0].fwd_ms, t.bwd_ms / best[0].bwd_ms);
+          if (best_atomic[i] > 0) std::printf("   atomic/deterministic bwd %.2fx", best_atomic[i] / t.bwd_ms);
           std::printf("\n");
           std::fflush(stdout);
         }
@@ -175,7 +185,10 @@ void bench_attention(const Config& cfg, const BenchOptions& opt, Backend& be, bo
 }  // namespace
 
 void run_bench(const Config& cfg, const BenchOptions& opt) {
-  auto backend = make_backend({cfg.training.device, cfg.training.threads ? int(*cfg.training.threads) : 0});
+  auto make = [&](bool deterministic) {
+    return make_backend({cfg.training.device, cfg.training.threads ? int(*cfg.training.threads) : 0, 0, deterministic});
+  };
+  auto backend = make(cfg.training.attention_backward == "deterministic");  // the training step's
   // the CPU attention table's threads, whatever the backend
   if (cfg.training.threads) omp_set_num_threads(int(*cfg.training.threads));
   std::printf("machine: %d threads, backend %s; %s\n", omp_get_max_threads(), backend->name().c_str(),
@@ -188,12 +201,18 @@ void run_bench(const Config& cfg, const BenchOptions& opt) {
                 "emulated on the CPU and say nothing about a GPU (docs/cuda_harness.md)\n");
 #endif
   // attention first, while the process's peak RSS is still its own
-  if (opt.attention) bench_attention(cfg, opt, *backend, emulated);
+  if (opt.attention) {  // both backward modes on a GPU, whatever the config says
+    const bool cpu = backend->name().rfind("cpu", 0) == 0;
+    auto deterministic = make(true);
+    auto atomic = cpu ? nullptr : make(false);
+    bench_attention(cfg, opt, *deterministic, atomic.get(), emulated);
+  }
   if (opt.train) {
-    std::printf("\ntraining step: B=%lld, T=%lld, attention %s, activation checkpointing %s; GFLOP/s = tokens/s x\n"
-                "FLOPs/token (6 N + 12 L H D T, recomputation not counted); memory: the backend's buffers in use\n",
+    std::printf("\ntraining step: B=%lld, T=%lld, attention %s, activation checkpointing %s, attention backward %s;\n"
+                "GFLOP/s = tokens/s x FLOPs/token (6 N + 12 L H D T, recomputation not counted); memory: the\n"
+                "backend's buffers in use\n",
                 (long long)cfg.training.batch_size, (long long)cfg.training.seq_len, cfg.model.attention.c_str(),
-                cfg.training.activation_checkpointing.c_str());
+                cfg.training.activation_checkpointing.c_str(), cfg.training.attention_backward.c_str());
     std::printf("('MFU' counts attention as 12 L H D T FLOPs per token, the PaLM convention, which does not halve\n"
                 "for the causal mask; 'causal' counts only the work actually done, 6 L H D T)\n");
     std::printf("%-28s %8s %8s %8s %9s %9s %8s %7s %7s %8s\n", "model", "fwd ms", "loss+bwd", "opt ms", "step ms",

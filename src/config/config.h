@@ -63,6 +63,7 @@ struct TrainingConfig {
   std::string device = "cpu";      // cpu | cuda: the backend (make_backend)
   std::optional<int64_t> threads;  // CPU threads; null: all cores
   std::string activation_checkpointing = "none";  // none | attention | full: what backward recomputes
+  std::string attention_backward = "deterministic";  // deterministic | atomic (dq by fp32 atomics on GPUs)
   std::string run_dir = "runs/default";
 };
 
@@ -168,6 +169,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"training", "device", "where the model runs: cpu (the fp32 reference backend) or cuda (needs a build with the CUDA backend; the k-th rank of a node uses its GPU k)", -kInf, kInf, {"cpu", "cuda"}}, t.device);
   v(FieldSpec{"training", "threads", "CPU threads for OpenMP and BLAS; null = all cores", 1, 4096}, t.threads);
   v(FieldSpec{"training", "activation_checkpointing", "what the backward pass recomputes instead of keeping: none, attention (each block's attention half: one more QKV projection and attention forward per layer) or full (the whole block: about one more forward pass); gradients are identical, `softpick config` shows the memory of each", -kInf, kInf, {"none", "attention", "full"}}, t.activation_checkpointing);
+  v(FieldSpec{"training", "attention_backward", "the GPU attention backward: deterministic (two kernels that each own their outputs; reruns give the same bits) or atomic (one kernel that adds dq with fp32 atomics: fewer tile products, but the last bits of dq vary between runs); the CPU is always deterministic", -kInf, kInf, {"deterministic", "atomic"}}, t.attention_backward);
   v(FieldSpec{"training", "run_dir", "directory for metrics, samples, the resolved config and checkpoints"}, t.run_dir);
 
   auto& d = c.data;

@@ -32,7 +32,8 @@ using cuda::with_float_type;
 
 class CudaBackend final : public Backend {
 public:
-  CudaBackend(int device, DType precision) : device_(device), precision_(precision) {
+  CudaBackend(int device, DType precision, bool deterministic)
+      : device_(device), precision_(precision), atomic_dq_(!deterministic) {
     SP_ASSERT(precision == DType::BF16 || precision == DType::F32, "the CUDA backend computes in bf16 or f32");
     CUDA_CHECK(cudaSetDevice(device));
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, device));
@@ -218,8 +219,8 @@ public:
   }
 
 private:
-  static cuda::AttentionArgs args(const AttentionShape& s) {
-    return cuda::AttentionArgs{s.B, s.Tq(), s.T, s.H, s.Hkv, s.D, s.q_offset, s.norm, float(s.softpick_eps)};
+  cuda::AttentionArgs args(const AttentionShape& s) const {
+    return cuda::AttentionArgs{s.B, s.Tq(), s.T, s.H, s.Hkv, s.D, s.q_offset, s.norm, float(s.softpick_eps), atomic_dq_};
   }
   void rope(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta, size_t pos0, bool inverse) {
     with_float_type(x.dtype, [&](auto t) {
@@ -232,6 +233,7 @@ private:
 
   int device_;
   DType precision_;
+  bool atomic_dq_;  // the attention backward's dq by atomics (BackendOptions::deterministic = false)
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::Blas> blas_;
@@ -272,14 +274,14 @@ void CudaBackend::lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, 
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device_ordinal, DType precision) {
+std::unique_ptr<Backend> make_cuda_backend(int device_ordinal, DType precision, bool deterministic) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     (void)cudaGetLastError();
     usage_fail("training.device = \"cuda\": no CUDA device is visible (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
                "or use training.device=cpu");
   }
-  return std::make_unique<CudaBackend>(device_ordinal % devices, precision);
+  return std::make_unique<CudaBackend>(device_ordinal % devices, precision, deterministic);
 }
 
 }  // namespace sp

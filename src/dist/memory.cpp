@@ -53,8 +53,11 @@ MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
   if (p.reduction_scratch) {
     const double C = double(c.model.hidden_size), H = double(c.model.num_heads);
     m.activations += 8 * tokens;  // the LM head's per-row losses and target flags
-    // one slot shared by RMSNorm's dw partials (at most 512 parts, fp64) and attention's delta (B, H, T)
-    m.activations += std::max(8 * std::min(512.0, tokens) * C, 4 * tokens * H);
+    // one slot shared by RMSNorm's dw partials (at most 512 parts, fp64) and attention's delta (B, H, T),
+    // plus, with the atomic attention backward, its fp32 dq accumulator (B, T, H, D)
+    const double D = C / H;
+    const double attention = 4 * tokens * H * (1 + (c.training.attention_backward == "atomic" ? D : 0));
+    m.activations += std::max(8 * std::min(512.0, tokens) * C, attention);
   }
   return m;
 }

@@ -193,7 +193,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   // node's cores are shared by its ranks; on GPUs each rank takes the one of its local rank.
   const int threads = cfg.training.threads ? int(*cfg.training.threads)
                                            : std::max(1, omp_get_num_procs() / comm->local_size());
-  auto backend = make_backend({cfg.training.device, threads, comm->local_rank()});
+  auto backend = make_backend({cfg.training.device, threads, comm->local_rank(),
+                               cfg.training.attention_backward == "deterministic"});
   comm = communicator_for(std::move(comm), cfg.distributed.backend, *backend);  // NCCL between GPUs
   const std::filesystem::path run_dir(cfg.training.run_dir);
   std::optional<std::string> resume_dir;
