@@ -94,6 +94,7 @@ struct LoggingConfig {
 struct DistributedConfig {
   std::string backend = "auto";  // auto | mpi | nccl
   int64_t zero_stage = 1;        // 0: replicated optimizer state, 1: sharded (ZeRO-1)
+  std::string reduce_dtype = "fp32";  // fp32 | bf16: the dtype the gradients travel and are summed in
 };
 
 struct Config {
@@ -196,6 +197,7 @@ void visit_fields(C& c, V&& v) {
   auto& x = c.distributed;
   v(FieldSpec{"distributed", "backend", "gradient all-reduce: auto (NCCL on GPUs, MPI on CPUs), mpi or nccl", -kInf, kInf, {"auto", "mpi", "nccl"}}, x.backend);
   v(FieldSpec{"distributed", "zero_stage", "0: every rank keeps the optimizer state, 1: sharded across ranks (ZeRO-1)", 0, 1}, x.zero_stage);
+  v(FieldSpec{"distributed", "reduce_dtype", "the dtype the gradients are averaged in across ranks: fp32 (the paper's) or bf16 (half the traffic; each rank's gradient is rounded to bf16 before the sum, the average rounded again after; training.device = cuda only)", -kInf, kInf, {"fp32", "bf16"}}, x.reduce_dtype);
 }
 
 // Values computed from the config (parameter counts, FLOPs per token). Filled by resolve().

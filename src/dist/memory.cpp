@@ -43,6 +43,8 @@ MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
   MemoryBreakdown m;
   m.weights = p.weight * P;
   m.gradients = p.grad * (P + (zero ? shard : 0));  // plus the reduced shard under ZeRO-1
+  // bf16 copies for the collective (GPUs only: the CPU backend has no bf16 and refuses the option)
+  if (c.distributed.reduce_dtype == "bf16" && W > 1 && p.activation == 2) m.gradients += 2 * (P + (zero ? shard : 0));
   m.optimizer = shard * (2 + (p.master_is_weights ? 0 : 1)) * p.master;  // moments (+ master)
   // the batch's activations, the samples' decoder, and (rank 0, while it runs) the periodic analysis's
   // activations of one sequence

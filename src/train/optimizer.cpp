@@ -7,7 +7,7 @@
 
 namespace sp {
 
-AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64_t zero_stage)
+AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64_t zero_stage, DType reduce_dtype)
     : cfg_(cfg), model_(model), comm_(comm), sharded_(zero_stage == 1 && comm.size() > 1),
       aliased_(model.backend().weight_dtype() == model.backend().master_dtype()) {
   Backend& be = model.backend();
@@ -19,6 +19,11 @@ AdamW::AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm, int64
     grad_shard_ = be.alloc(shard_size_, be.grad_dtype());
   } else {
     shard_size_ = P;
+  }
+  if (reduce_dtype != be.grad_dtype() && comm.size() > 1) {
+    SP_ASSERT(reduce_dtype == DType::BF16, "gradients reduce in their own dtype or in bf16");
+    low_ = be.alloc(P, reduce_dtype);
+    if (sharded_) low_shard_ = be.alloc(shard_size_, reduce_dtype);
   }
   master_ = aliased_ ? model.params().slice(shard_begin_, shard_size_) : be.alloc(shard_size_, be.master_dtype());
   m_ = be.alloc(shard_size_, be.master_dtype());
@@ -33,10 +38,24 @@ AdamW::~AdamW() {
   be.release(v_);
   be.release(norm_sq_);
   if (grad_shard_) be.release(grad_shard_);
+  if (low_) be.release(low_);
+  if (low_shard_) be.release(low_shard_);
 }
 
 void AdamW::reduce_gradients() {
   if (comm_.size() == 1) return;
+  if (low_) {  // in bf16: round, reduce, convert back
+    Backend& be = model_.backend();
+    be.copy(low_, model_.grads());
+    if (sharded_) {
+      comm_.reduce_scatter(low_, low_shard_, ReduceOp::Avg);
+      be.copy(grad_shard_, low_shard_);
+    } else {
+      comm_.all_reduce(low_, ReduceOp::Avg);
+      be.copy(model_.grads(), low_);
+    }
+    return;
+  }
   if (sharded_) comm_.reduce_scatter(model_.grads(), grad_shard_, ReduceOp::Avg);
   else comm_.all_reduce(model_.grads(), ReduceOp::Avg);
 }

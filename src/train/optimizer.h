@@ -29,7 +29,10 @@ namespace sp {
 
 class AdamW {
 public:
-  AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm = single_process(), int64_t zero_stage = 0);
+  // reduce_dtype: what the gradients travel in (distributed.reduce_dtype): the backend's grad_dtype(), or
+  // BF16, which rounds them into a bf16 copy before the collective and converts the result back.
+  AdamW(const OptimizerConfig& cfg, Model& model, Communicator& comm = single_process(), int64_t zero_stage = 0,
+        DType reduce_dtype = DType::F32);
   ~AdamW();
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
@@ -68,6 +71,7 @@ private:
   Buffer master_;                            // (shard_size) master weights
   Buffer m_, v_;                             // (shard_size) moments
   Buffer grad_shard_;                        // (shard_size) reduced gradients, ZeRO-1 only
+  Buffer low_, low_shard_;                   // (P), (shard_size under ZeRO-1) bf16 copies for the collective
   Buffer norm_sq_;                           // (1) kAccumDType: the gradients' sum of squares
 };
 

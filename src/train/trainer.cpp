@@ -217,7 +217,11 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   if (const std::string d = broadcast_string(resume_dir.value_or(""), *comm); !d.empty()) resume_dir = d;
 
   Model model(cfg.model, *backend, size_t(comm->size()) * kParamAlign);
-  AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage);
+  if (cfg.distributed.reduce_dtype == "bf16" && backend->activation_dtype() != DType::BF16)
+    usage_fail("distributed.reduce_dtype = bf16 needs training.device = cuda (the CPU backend has no bf16); "
+               "use fp32");
+  AdamW optimizer(cfg.optimizer, model, *comm, cfg.distributed.zero_stage,
+                  cfg.distributed.reduce_dtype == "bf16" ? DType::BF16 : backend->grad_dtype());
   optimizer.set_master_weights(model.initial_weights(uint64_t(cfg.training.seed)));
   Activations acts = model.make_activations(B, T, recompute_from_name(cfg.training.activation_checkpointing));
   Decoder sampler(model, T);  // the samples' key/value cache, held for the run: its memory is known up front
