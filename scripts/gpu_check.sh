@@ -3,8 +3,9 @@
 # of this project's Debian development packages, it builds for the local GPU, runs the CUDA backend's tests
 # on the device (the backend-op table against the CPU's fp64 reference, a training step against the CPU,
 # tests/test_cuda_training.sh), compute-sanitizer (memcheck, racecheck) on the backend-op table, the
-# training-step and attention benchmarks and a 200-step demo_softpick run on the GPU next to the same run on the CPU, and
-# writes a short report.
+# training-step and attention benchmarks, the PyTorch peer (scripts/torch_peer.py) where PyTorch is
+# installed, and a 200-step demo_softpick run on the GPU next to the same run on the CPU, and writes a short
+# report.
 #
 #   scripts/gpu_check.sh --prepare     on a Debian machine with the package mirror and the demo corpus
 #                                      (scripts/demo.sh makes it): downloads the build's Debian packages
@@ -13,8 +14,8 @@
 #   scripts/gpu_check.sh [REPORT_DIR]  on the GPU machine; the report goes to REPORT_DIR/gpu_report.md
 #                                      (default: $OUT if set, else build-gpu/)
 #
-# Expected to take about 8 minutes on a 16-core machine with an H100-class GPU (mostly the build). Every
-# stage has a time limit (at most 18 minutes in all); a stage that fails or runs out of time is reported as
+# Expected to take about 10 minutes on a 16-core machine with an H100-class GPU (mostly the build and the
+# PyTorch peer's compile). Every stage has a time limit (at most 24 minutes in all); a stage that fails or runs out of time is reported as
 # such and the check goes on.
 set -uo pipefail
 # Every variable is exported: a stage that runs one of this script's functions runs it in a child bash
@@ -120,19 +121,31 @@ else
   report "- compute-sanitizer: not on this machine"
 fi
 
-# ---- benchmarks ----
+# ---- benchmarks: softpick's, then the PyTorch peer's on the same GPU ----
 BENCH_OUT="$REPORT_DIR/bench.txt"
-bench() {
-  "$BUILD/softpick" bench "$ROOT/configs/softpick_340m.json" --device=cuda --only=train --training.batch_size=4 \
+bench() {  # the 340M preset at the paper's per-GPU batch (16 x 4096), then the 1.8B preset (full recomputation)
+  "$BUILD/softpick" bench "$ROOT/configs/softpick_340m.json" --device=cuda --only=train --training.batch_size=16 \
     --training.seq_len=4096 | tee "$BENCH_OUT"
+  "$BUILD/softpick" bench "$ROOT/configs/softpick_1.8b.json" --device=cuda --only=train --steps=2 | tee -a "$BENCH_OUT"
 }
-stage "training-step benchmark (340M, B 4, T 4096)" 120 bench
+stage "training-step benchmark (340M and 1.8B, B 16, T 4096)" 180 bench
 ATTN_OUT="$REPORT_DIR/bench_attention.txt"
 bench_attention() {  # the attention table: softmax and softpick, forward and backward, head dims 64 and 128
   "$BUILD/softpick" bench "$ROOT/configs/softpick_340m.json" --device=cuda --only=attention --attention-D=64,128 \
     --attention-T=1024,4096,16384 | tee "$ATTN_OUT"
 }
 stage "attention benchmark (T 1024..16384, D 64 and 128)" 90 bench_attention
+PEER_OUT="$REPORT_DIR/torch_peer.txt"
+torch_peer() {  # SDPA flash, a naive softpick and a Llama-340M step (eager, torch.compile), with the ratios
+  python3 "$ROOT/scripts/torch_peer.py" --config "$ROOT/configs/softpick_340m.json" --attention-D=64,128 \
+    --attention-T=1024,4096,16384 --batch-size=16 --seq-len=4096 --softpick-bench "$ATTN_OUT" \
+    --softpick-bench "$BENCH_OUT" --json "$REPORT_DIR/torch_peer.json" | tee "$PEER_OUT"
+}
+if python3 -c "import torch" 2>/dev/null; then
+  stage "PyTorch peer (SDPA flash, naive softpick, Llama-340M eager and compiled)" 240 torch_peer
+else
+  report "- PyTorch peer: PyTorch is not installed on this machine"
+fi
 
 # ---- 200 steps of demo_softpick, on the GPU and on the CPU ----
 DATA="$DEPS/data"
@@ -168,6 +181,7 @@ report "## Benchmark output"
 report '```'
 [ -f "$BENCH_OUT" ] && cat "$BENCH_OUT" >>"$REPORT"
 [ -f "$ATTN_OUT" ] && cat "$ATTN_OUT" >>"$REPORT"
+[ -f "$PEER_OUT" ] && cat "$PEER_OUT" >>"$REPORT"
 report '```'
 report ""
 report "Total: $((SECONDS - START)) s. Full log: gpu_check.log."
