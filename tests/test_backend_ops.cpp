@@ -262,13 +262,18 @@ std::vector<OpCase> op_table() {
                  r.be.lm_head_logits(logits, x.slice(3 * C, C), w, C, V);
                  r.read("logits", logits);
                }});
-  // the decoder's attention: the last Tq rows of each sequence over all T keys
+  // the decoder's attention: the last Tq rows of each sequence over all T keys; at T 600 the CUDA backend
+  // takes its split-K decode kernel for 1 and 3 rows
+  struct Decode {
+    int64_t T, new_rows;
+  };
   for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
-    for (int64_t new_rows : {1, 3, 70})  // 70 rows at offset 5: two query blocks, two key tiles
-      t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T 75, last " +
-                       std::to_string(new_rows) + " rows, H 4, Hkv 2, D 64)",
+    for (Decode c : {Decode{75, 1}, Decode{75, 3}, Decode{75, 70}, Decode{600, 1}, Decode{600, 3}})
+      t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T " +
+                       std::to_string(c.T) + ", last " + std::to_string(c.new_rows) + " rows, H 4, Hkv 2, D 64)",
                    [=](OpRun& r) {
-                     sp::AttentionShape s = shape(1, 75, 4, 2, 64, nm);
+                     const int64_t new_rows = c.new_rows;
+                     sp::AttentionShape s = shape(1, c.T, 4, 2, 64, nm);
                      s.q_offset = s.T - new_rows;
                      const size_t nq = size_t(s.Tq() * s.H * s.D), nk = size_t(s.T * s.Hkv * s.D);
                      const auto K = r.kinds;

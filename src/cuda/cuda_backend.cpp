@@ -12,6 +12,7 @@
 
 #include "adamw.cuh"
 #include "attention.cuh"
+#include "attention_decode.cuh"
 #include "cross_entropy.cuh"
 #include "elementwise.cuh"
 #include "embedding.cuh"
@@ -166,8 +167,13 @@ public:
     const size_t nq = size_t(a.B * a.Tq * a.H * a.D), nk = size_t(a.B * a.Tk * a.Hkv * a.D);
     with_float_type(q.dtype, [&](auto t) {
       using T = decltype(t);
-      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq),
-                                      at<float>(lse, size_t(a.B * a.H * a.Tq)), stream_);
+      float* l = at<float>(lse, size_t(a.B * a.H * a.Tq));
+      if (cuda::attention_decode_applies(a)) {  // a few rows over a long cache: split the keys
+        void* scratch = scratch_.get(cuda::attention_decode_scratch_bytes(a), stream_);
+        return cuda::attention_decode_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq), l, scratch,
+                                              stream_);
+      }
+      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq), l, stream_);
     });
   }
   void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out, Buffer dout,
