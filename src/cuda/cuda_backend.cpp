@@ -122,6 +122,17 @@ public:
                                     float(eps), stream_);
     });
   }
+  void residual_rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer residual, Buffer w, size_t N, size_t C,
+                                double eps) override {
+    SP_ASSERT(residual.dtype == x.dtype, "residual_rmsnorm_forward: residual {} and x {}", dtype_name(residual.dtype),
+              dtype_name(x.dtype));
+    with_float_type(x.dtype, [&](auto t) {
+      using T = decltype(t);
+      cuda::residual_rmsnorm_forward_cuda<T>(at<T>(out, N * C), at<float>(rstd, N), at<T>(x, N * C),
+                                             at<T>(residual, N * C), at<T>(w, C), N, C, eps, stream_);
+    });
+  }
+
   void rmsnorm_backward(Buffer dx, Buffer dw, Buffer dout, Buffer x, Buffer w, Buffer rstd, size_t N,
                         size_t C) override {
     with_float_type(x.dtype, [&](auto t) {
