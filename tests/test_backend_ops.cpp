@@ -422,8 +422,15 @@ TEST_CASE("backend ops: the fused residual add + rmsnorm on cuda equals the two 
   }
 }
 
+// Under several fiber orders, as above: the atomic additions land in another order under each.
 TEST_CASE("backend ops: cuda with the atomic attention backward against cpu-f64", "[cuda]") {
-  check_backend("cuda", /*deterministic=*/false, "attention");
+  const uint64_t saved = emu::schedule_seed();
+  for (uint64_t seed : {1, 2, 3}) {
+    emu::set_schedule_seed(seed);
+    INFO("fiber-order seed " << seed);
+    check_backend("cuda", /*deterministic=*/false, "attention");
+  }
+  emu::set_schedule_seed(saved);
 }
 #else
 TEST_CASE("backend ops: cuda against cpu-f64", "[gpu]") {
