@@ -1,11 +1,12 @@
 // The CUDA execution harness's own tests (docs/cuda_harness.md): launch geometry, barriers, the seeded
 // fiber order exposing a missing barrier, shared-memory poisoning and bounds, warp collectives against the
 // shuffle rules of the CUDA programming guide, the faults it must report (deadlock, wrong masks, divergent
-// collectives, launch limits), atomics.
+// collectives, launch limits), atomics, and streams as queues run in any order their events allow.
 #include <catch2/catch.hpp>
 
 #include "common.cuh"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -35,8 +36,12 @@ struct DeviceVec {
 };
 
 template <class... P, class... A>
+void run_on(cudaStream_t stream, void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A&&... args) {
+  emu::launch(kernel, "test kernel", grid, block, smem, stream, emu::Site{__FILE__, __LINE__}, std::forward<A>(args)...);
+}
+template <class... P, class... A>
 void run(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, A&&... args) {
-  emu::launch(kernel, "test kernel", grid, block, smem, nullptr, emu::Site{__FILE__, __LINE__}, std::forward<A>(args)...);
+  run_on(nullptr, kernel, grid, block, smem, std::forward<A>(args)...);
 }
 
 // ---- kernels ----
@@ -163,6 +168,9 @@ __global__ void dynamic_smem_kernel(float* out) {
   __syncthreads();
   out[threadIdx.x] = dyn[(threadIdx.x + 1) % blockDim.x] + float(dyn.size());
 }
+
+__global__ void fill_kernel(int* x, int value) { x[blockIdx.x * blockDim.x + threadIdx.x] = value; }
+__global__ void copy_kernel(int* y, const int* x) { y[blockIdx.x * blockDim.x + threadIdx.x] = x[blockIdx.x * blockDim.x + threadIdx.x]; }
 
 __global__ void stack_kernel(float* out) {
   float regs[4096];  // a 16 KiB register tile spilled to the fiber's stack
@@ -384,4 +392,102 @@ TEST_CASE("harness: device memory starts as NaN bytes and the runtime calls beha
   REQUIRE(prop.sharedMemPerBlockOptin == 227 * 1024);
   REQUIRE(cudaSetDevice(n) == cudaErrorInvalidDevice);
   (void)cudaGetLastError();
+}
+
+// ---- streams ----
+
+namespace {
+
+struct Streams {
+  cudaStream_t a = nullptr, b = nullptr;
+  explicit Streams(unsigned flags = cudaStreamNonBlocking) {
+    cudaStreamCreateWithFlags(&a, flags);
+    cudaStreamCreateWithFlags(&b, flags);
+  }
+  ~Streams() {
+    cudaStreamDestroy(a);
+    cudaStreamDestroy(b);
+  }
+};
+
+bool all_equal(const std::vector<int>& v, int value) {
+  return std::all_of(v.begin(), v.end(), [&](int e) { return e == value; });
+}
+
+}  // namespace
+
+TEST_CASE("harness: two streams run in any order their events allow, so a missing event wait shows", "[cuda]") {
+  SeedGuard guard;
+  const int n = 64;
+  int right = 0, wrong = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    emu::set_schedule_seed(seed);
+    DeviceVec<int> x(n, 0), y(n, -1), u(n, 0), z(n, -1);
+    Streams s;
+    cudaEvent_t ready;
+    cudaEventCreateWithFlags(&ready, cudaEventDisableTiming);
+    // with the wait: stream b's copy always sees stream a's fill
+    run_on(s.a, fill_kernel, 1, n, 0, x.p, 7);
+    cudaEventRecord(ready, s.a);
+    cudaStreamWaitEvent(s.b, ready, 0);
+    run_on(s.b, copy_kernel, 1, n, 0, y.p, x.p);
+    // without one: the copy of u may run before u's fill
+    run_on(s.a, fill_kernel, 1, n, 0, u.p, 8);
+    run_on(s.b, copy_kernel, 1, n, 0, z.p, u.p);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    REQUIRE(all_equal(y.host(), 7));
+    const auto zh = z.host();
+    REQUIRE((all_equal(zh, 0) || all_equal(zh, 8)));
+    (all_equal(zh, 8) ? right : wrong) += 1;
+    cudaEventDestroy(ready);
+  }
+  // both orders occur over the seeds
+  REQUIRE(right > 0);
+  REQUIRE(wrong > 0);
+}
+
+TEST_CASE("harness: synchronising a stream runs its queue and, through events, only what it waits for", "[cuda]") {
+  const int n = 32;
+  DeviceVec<int> x(n, 0), y(n, 0), w(n, 0);
+  Streams s;
+  cudaEvent_t ready;
+  cudaEventCreate(&ready);
+  run_on(s.a, fill_kernel, 1, n, 0, x.p, 5);
+  cudaEventRecord(ready, s.a);
+  run_on(s.a, fill_kernel, 1, n, 0, w.p, 9);  // after the record: stream b does not wait for it
+  cudaStreamWaitEvent(s.b, ready, 0);
+  run_on(s.b, copy_kernel, 1, n, 0, y.p, x.p);
+  // cudaMemcpy runs on the legacy stream, which does not wait for non-blocking streams: nothing ran yet
+  REQUIRE(all_equal(y.host(), 0));
+  REQUIRE(cudaStreamQuery(s.b) == cudaSuccess);  // a query runs the stream's work (it happened to finish)
+  REQUIRE(all_equal(y.host(), 5));
+  REQUIRE(all_equal(w.host(), 0));  // stream a's work after the event is still queued
+  REQUIRE(cudaStreamSynchronize(s.a) == cudaSuccess);
+  REQUIRE(all_equal(w.host(), 9));
+  cudaEventDestroy(ready);
+}
+
+TEST_CASE("harness: the legacy stream waits for blocking streams, async copies follow pageable-memory rules", "[cuda]") {
+  const int n = 16;
+  DeviceVec<int> x(n, 0);
+  {
+    Streams blocking(cudaStreamDefault);
+    run_on(blocking.a, fill_kernel, 1, n, 0, x.p, 3);
+    REQUIRE(all_equal(x.host(), 3));  // cudaMemcpy on the legacy stream ran the blocking stream's work first
+  }
+  Streams s;
+  // from pageable memory: staged at the call, so the host buffer may change at once
+  std::vector<int> host(n, 4);
+  REQUIRE(cudaMemcpyAsync(x.p, host.data(), n * sizeof(int), cudaMemcpyHostToDevice, s.a) == cudaSuccess);
+  std::fill(host.begin(), host.end(), -1);
+  // into pageable memory: complete when the call returns, after the stream's earlier work
+  std::vector<int> back(n, 0);
+  REQUIRE(cudaMemcpyAsync(back.data(), x.p, n * sizeof(int), cudaMemcpyDeviceToHost, s.a) == cudaSuccess);
+  REQUIRE(all_equal(back, 4));
+  // a fault in queued work surfaces at the call that runs it, and the stream goes on afterwards
+  run_on(s.b, deadlock_kernel, 1, 32, 0);
+  REQUIRE_THROWS_WITH(cudaStreamSynchronize(s.b), Contains("deadlock"));
+  run_on(s.b, fill_kernel, 1, n, 0, x.p, 6);
+  REQUIRE(cudaStreamSynchronize(s.b) == cudaSuccess);
+  REQUIRE(all_equal(x.host(), 6));
 }

@@ -3,7 +3,7 @@
 // sizes, picks the template instance for the buffers' dtypes and calls launchers; it never launches.
 //
 // Every call is enqueued on the backend's stream and returns at once, except the documented sync points.
-// The same source runs over the CUDA execution harness (SOFTPICK_CUDA_EMU), where launches run at once.
+// The same source runs over the CUDA execution harness (SOFTPICK_CUDA_EMU), whose streams are queues too.
 #include "backend/cuda_factory.h"
 #include "backend/peak.h"
 #include "core/check.h"

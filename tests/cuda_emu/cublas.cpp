@@ -2,10 +2,13 @@
 //
 // Column-major like cuBLAS: C (m x n, ldc) = alpha op(A) (m x k) op(B) (k x n) + beta C, with A and B in
 // fp32 or bf16 (widened exactly to fp32), fp32 accumulation, C in fp32 or bf16 (rounded to nearest even),
-// alpha and beta as host floats. Anything else answers CUBLAS_STATUS_NOT_SUPPORTED.
+// alpha and beta as host floats (read at the call). Anything else answers CUBLAS_STATUS_NOT_SUPPORTED. A
+// call is checked when it is made and runs on the handle's stream (streams.h).
 #include <cblas.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
+
+#include "streams.h"
 
 #include <vector>
 
@@ -28,15 +31,20 @@ const float* as_float(const void* p, cudaDataType t, size_t elems, std::vector<f
 
 CBLAS_TRANSPOSE trans(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
 
-cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
-                    const void* A, cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const float* beta,
-                    void* C, cudaDataType ct, int ldc) {
+cublasStatus_t check(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc) {
   if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
     return CUBLAS_STATUS_NOT_SUPPORTED;
   if (lda < (ta == CUBLAS_OP_N ? m : k) || ldb < (tb == CUBLAS_OP_N ? k : n) || ldc < m || lda < 1 || ldb < 1 || ldc < 1)
     return CUBLAS_STATUS_INVALID_VALUE;
-  if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+// One checked GEMM, run now.
+void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha, const void* A,
+          cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const float* beta, void* C,
+          cudaDataType ct, int ldc) {
+  if (m == 0 || n == 0) return;
   std::vector<float> a_tmp, b_tmp, c_tmp;
   const float* a = as_float(A, at, size_t(lda) * size_t(ta == CUBLAS_OP_N ? k : m), a_tmp);
   const float* b = as_float(B, bt, size_t(ldb) * size_t(tb == CUBLAS_OP_N ? n : k), b_tmp);
@@ -64,7 +72,6 @@ cublasStatus_t gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, in
         h[e] = __float2bfloat16(c[e]);
       }
   }
-  return CUBLAS_STATUS_SUCCESS;
 }
 
 bool types_ok(cudaDataType at, cudaDataType bt, cudaDataType ct, cublasComputeType_t compute) {
@@ -92,30 +99,31 @@ cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
 cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t, void*, size_t) { return CUBLAS_STATUS_SUCCESS; }
 cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
 
-cublasStatus_t cublasGemmEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                             const void* alpha, const void* A, cudaDataType at, int lda, const void* B, cudaDataType bt,
                             int ldb, const void* beta, void* C, cudaDataType ct, int ldc, cublasComputeType_t compute,
                             cublasGemmAlgo_t) {
-  if (!types_ok(at, bt, ct, compute)) return CUBLAS_STATUS_NOT_SUPPORTED;
-  return gemm(ta, tb, m, n, k, static_cast<const float*>(alpha), A, at, lda, B, bt, ldb,
-              static_cast<const float*>(beta), C, ct, ldc);
+  return cublasGemmStridedBatchedEx(h, ta, tb, m, n, k, alpha, A, at, lda, 0, B, bt, ldb, 0, beta, C, ct, ldc, 0, 1,
+                                    compute, CUBLAS_GEMM_DEFAULT);
 }
 
-cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                                           int k, const void* alpha, const void* A, cudaDataType at, int lda,
                                           long long stride_a, const void* B, cudaDataType bt, int ldb,
                                           long long stride_b, const void* beta, void* C, cudaDataType ct, int ldc,
                                           long long stride_c, int batches, cublasComputeType_t compute,
                                           cublasGemmAlgo_t) {
   if (!types_ok(at, bt, ct, compute)) return CUBLAS_STATUS_NOT_SUPPORTED;
-  const size_t as = at == CUDA_R_32F ? 4 : 2, bs = bt == CUDA_R_32F ? 4 : 2, cs = ct == CUDA_R_32F ? 4 : 2;
-  for (int i = 0; i < batches; ++i) {
-    const cublasStatus_t s =
-        gemm(ta, tb, m, n, k, static_cast<const float*>(alpha), static_cast<const char*>(A) + size_t(i) * stride_a * as,
-             at, lda, static_cast<const char*>(B) + size_t(i) * stride_b * bs, bt, ldb, static_cast<const float*>(beta),
-             static_cast<char*>(C) + size_t(i) * stride_c * cs, ct, ldc);
-    if (s != CUBLAS_STATUS_SUCCESS) return s;
-  }
+  if (const cublasStatus_t s = check(ta, tb, m, n, k, lda, ldb, ldc); s != CUBLAS_STATUS_SUCCESS) return s;
+  if (batches < 0) return CUBLAS_STATUS_INVALID_VALUE;
+  const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+  emu::enqueue(h->stream, [=] {
+    const size_t as = at == CUDA_R_32F ? 4 : 2, bs = bt == CUDA_R_32F ? 4 : 2, cs = ct == CUDA_R_32F ? 4 : 2;
+    for (int i = 0; i < batches; ++i)
+      gemm(ta, tb, m, n, k, &al, static_cast<const char*>(A) + size_t(i) * stride_a * as, at, lda,
+           static_cast<const char*>(B) + size_t(i) * stride_b * bs, bt, ldb, &be,
+           static_cast<char*>(C) + size_t(i) * stride_c * cs, ct, ldc);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

@@ -1,30 +1,27 @@
 // The CUDA runtime calls the CUDA backend uses, for the harness (docs/cuda_harness.md).
 //
 // Device memory is host memory (one address space, so every cudaMemcpyKind is a memcpy); new allocations
-// are filled with NaN bytes, as an uninitialised GPU buffer holds garbage. Work on a stream runs when it
-// is issued, so streams and events only order what is already ordered; events record host time.
+// are filled with NaN bytes, as an uninitialised GPU buffer holds garbage. Streams are queues that run on
+// demand in any order their events allow (streams.cpp); events record the host time at which they run.
 // The emulated machine has SOFTPICK_EMU_DEVICES (default 8) devices of an H100 SXM's description.
 #include "runtime.h"
+#include "streams.h"
 
-#include <chrono>
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
-
-struct CUstream_st {
-  int id;
-};
-struct CUevent_st {
-  std::chrono::steady_clock::time_point t;
-};
+#include <vector>
 
 namespace {
 
 constexpr size_t kDeviceBytes = size_t(80) << 30;
 std::mutex g_mutex;
 std::map<void*, size_t> g_allocations;  // guarded by g_mutex
+std::map<void*, size_t> g_pinned;       // cudaMallocHost blocks, guarded by g_mutex
 size_t g_allocated = 0;
 thread_local int tl_device = 0;
 
@@ -35,6 +32,20 @@ int device_count() {
     return v > 0 ? v : 8;
   }();
   return n;
+}
+
+// Whether p lies in host memory that is not page-locked: async copies from it are staged at the call, and
+// async copies into it complete before the call returns, as CUDA does for pageable memory.
+bool pageable(const void* p) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  for (const auto* m : {&g_allocations, &g_pinned}) {
+    auto it = m->upper_bound(const_cast<void*>(p));
+    if (it == m->begin()) continue;
+    --it;
+    if (static_cast<const char*>(p) < static_cast<const char*>(it->first) + std::max<size_t>(it->second, 1))
+      return false;
+  }
+  return true;
 }
 
 cudaError_t ok() { return cudaSuccess; }
@@ -62,6 +73,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 
 cudaError_t cudaFree(void* p) {
   if (!p) return ok();
+  emu::synchronize_device();  // cudaFree waits for the device, so no queued work can still use the block
   std::lock_guard<std::mutex> lock(g_mutex);
   auto it = g_allocations.find(p);
   if (it == g_allocations.end()) return fail(cudaErrorInvalidDevicePointer);
@@ -73,9 +85,17 @@ cudaError_t cudaFree(void* p) {
 
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
   *p = std::malloc(bytes ? bytes : 1);
-  return *p ? ok() : fail(cudaErrorMemoryAllocation);
+  if (!*p) return fail(cudaErrorMemoryAllocation);
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_pinned[*p] = bytes;
+  return ok();
 }
 cudaError_t cudaFreeHost(void* p) {
+  emu::synchronize_device();
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_pinned.erase(p);
+  }
   std::free(p);
   return ok();
 }
@@ -87,51 +107,84 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
   return ok();
 }
 
+// cudaMemcpy and cudaMemset run on the legacy stream: after the blocking streams' work, before returning.
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
+  emu::synchronize_blocking_streams();
   if (bytes) std::memmove(dst, src, bytes);
   return ok();
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind, cudaStream_t s) {
+  if (!bytes) return ok();
+  if (pageable(dst)) {  // into pageable memory: complete when the call returns
+    emu::synchronize_stream(s);
+    std::memmove(dst, src, bytes);
+    return ok();
+  }
+  if (pageable(src)) {  // from pageable memory: staged now, so the caller may reuse its buffer at once
+    auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src), static_cast<const char*>(src) + bytes);
+    emu::enqueue(s, [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
+    return ok();
+  }
+  emu::enqueue(s, [dst, src, bytes] { std::memmove(dst, src, bytes); });
+  return ok();
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  emu::synchronize_blocking_streams();
   if (bytes) std::memset(p, value, bytes);
   return ok();
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+  if (bytes) emu::enqueue(s, [p, value, bytes] { std::memset(p, value, bytes); });
+  return ok();
+}
 
 cudaError_t cudaStreamCreate(cudaStream_t* s) {
-  static int next = 1;
-  *s = new CUstream_st{next++};
+  emu::stream_create(s, /*blocking=*/true);
   return ok();
 }
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return cudaStreamCreate(s); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  emu::stream_create(s, /*blocking=*/!(flags & cudaStreamNonBlocking));
+  return ok();
+}
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  delete s;
+  emu::stream_destroy(s);
   return ok();
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return ok(); }
-cudaError_t cudaStreamQuery(cudaStream_t) { return ok(); }  // issued work is already done
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return ok(); }
-cudaError_t cudaDeviceSynchronize() { return ok(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  emu::synchronize_stream(s);
+  return ok();
+}
+// A query runs the stream's work, then reports it done: the work happened to finish before the query.
+cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  emu::stream_wait_event(s, e);
+  return ok();
+}
+cudaError_t cudaDeviceSynchronize() {
+  emu::synchronize_device();
+  return ok();
+}
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) {
-  *e = new CUevent_st{std::chrono::steady_clock::now()};
+  emu::event_create(e);
   return ok();
 }
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete e;
+  emu::event_destroy(e);
   return ok();
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
-  e->t = std::chrono::steady_clock::now();
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  emu::event_record(e, s);
   return ok();
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t) { return ok(); }
-cudaError_t cudaEventQuery(cudaEvent_t) { return ok(); }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  emu::synchronize_event(e);
+  return ok();
+}
+cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-  *ms = std::chrono::duration<float, std::milli>(end->t - start->t).count();
+  *ms = emu::event_elapsed_ms(start, end);
   return ok();
 }
 

@@ -1,10 +1,13 @@
 // The NCCL calls the NCCL communicator uses, for the harness (docs/cuda_harness.md).
 //
 // Device buffers are host memory, so a collective is the matching MPI collective on MPI_COMM_WORLD when the
-// process runs under an MPI launcher (one rank per emulated GPU), and the identity for a single rank. It
-// completes before it returns (the stream is the issuing thread). bf16 is reduced in fp32 and rounded back.
+// process runs under an MPI launcher (one rank per emulated GPU; each communicator on its own duplicate of
+// the world communicator), and the identity for a single rank. A call is checked when it is made and runs
+// on its stream (streams.h). bf16 is reduced in fp32 and rounded back.
 #include <cuda_bf16.h>
 #include <nccl.h>
+
+#include "streams.h"
 
 #ifdef SOFTPICK_HAVE_MPI
 #include <mpi.h>
@@ -62,13 +65,17 @@ MPI_Op mpi_op(ncclRedOp_t op) {
 
 #endif
 
+ncclResult_t check_reduce(size_t count, ncclDataType_t t, ncclRedOp_t op) {
+  if (t == ncclFloat16 || !fits_int(count)) return ncclInvalidArgument;
+  if (op == ncclAvg && t != ncclBfloat16 && t != ncclFloat32 && t != ncclFloat64) return ncclInvalidArgument;
+  return ncclSuccess;
+}
+
 // The reduction of `count` elements at `send` (every rank) into `recv` (all of it, or this rank's block
-// of a reduce-scatter), in fp32 for bf16.
-ncclResult_t reduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm* c,
-                    bool scatter) {
+// of a reduce-scatter), in fp32 for bf16; checked by check_reduce.
+void reduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm* c, bool scatter) {
   const size_t out = scatter ? count / size_t(c->nranks) : count;
   const bool bf16 = t == ncclBfloat16;
-  if ((t == ncclFloat16) || !fits_int(count)) return ncclInvalidArgument;
   std::vector<float> in_f, out_f;
   const void* s = send;
   void* r = recv;
@@ -100,13 +107,11 @@ ncclResult_t reduce(const void* send, void* recv, size_t count, ncclDataType_t t
   if (op == ncclAvg) {
     for (size_t i = 0; i < out; ++i) {
       if (bf16 || t == ncclFloat32) static_cast<float*>(r)[i] /= float(c->nranks);
-      else if (t == ncclFloat64) static_cast<double*>(r)[i] /= double(c->nranks);
-      else return ncclInvalidArgument;
+      else static_cast<double*>(r)[i] /= double(c->nranks);
     }
   }
   if (bf16)
     for (size_t i = 0; i < out; ++i) static_cast<__nv_bfloat16*>(recv)[i] = __float2bfloat16(out_f[i]);
-  return ncclSuccess;
 }
 
 }  // namespace
@@ -146,6 +151,7 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
 }
 
 ncclResult_t ncclCommDestroy(ncclComm_t c) {
+  emu::synchronize_device();  // its queued collectives first
 #ifdef SOFTPICK_HAVE_MPI
   if (c && c->mpi != MPI_COMM_NULL) MPI_Comm_free(&c->mpi);
 #endif
@@ -168,39 +174,48 @@ ncclResult_t ncclCommUserRank(const ncclComm_t c, int* r) {
 }
 
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
-                           cudaStream_t) {
-  return reduce(send, recv, count, t, op, c, false);
+                           cudaStream_t stream) {
+  if (const ncclResult_t r = check_reduce(count, t, op); r != ncclSuccess) return r;
+  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, false); });
+  return ncclSuccess;
 }
 
 ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, ncclDataType_t t, ncclRedOp_t op,
-                               ncclComm_t c, cudaStream_t) {
-  return reduce(send, recv, recv_count * size_t(c->nranks), t, op, c, true);
+                               ncclComm_t c, cudaStream_t stream) {
+  const size_t count = recv_count * size_t(c->nranks);
+  if (const ncclResult_t r = check_reduce(count, t, op); r != ncclSuccess) return r;
+  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, true); });
+  return ncclSuccess;
 }
 
 ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, ncclDataType_t t, ncclComm_t c,
-                           cudaStream_t) {
+                           cudaStream_t stream) {
   const size_t bytes = send_count * type_size(t);
-  if (c->single()) {
-    if (send != recv) std::memmove(recv, send, bytes);
-    return ncclSuccess;
-  }
-  if (!fits_int(bytes)) return ncclInvalidArgument;
+  if (!c->single() && !fits_int(bytes)) return ncclInvalidArgument;
+  emu::enqueue(stream, [=] {
+    if (c->single()) {
+      if (send != recv) std::memmove(recv, send, bytes);
+      return;
+    }
 #ifdef SOFTPICK_HAVE_MPI
-  const bool in_place = static_cast<const char*>(send) == static_cast<char*>(recv) + size_t(c->rank) * bytes;
-  MPI_Allgather(in_place ? MPI_IN_PLACE : send, int(bytes), MPI_BYTE, recv, int(bytes), MPI_BYTE, c->mpi);
+    const bool in_place = static_cast<const char*>(send) == static_cast<char*>(recv) + size_t(c->rank) * bytes;
+    MPI_Allgather(in_place ? MPI_IN_PLACE : send, int(bytes), MPI_BYTE, recv, int(bytes), MPI_BYTE, c->mpi);
 #endif
+  });
   return ncclSuccess;
 }
 
 ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataType_t t, int root, ncclComm_t c,
-                           cudaStream_t) {
+                           cudaStream_t stream) {
   const size_t bytes = count * type_size(t);
-  if (c->rank == root && send != recv) std::memmove(recv, send, bytes);
-  if (c->single()) return ncclSuccess;
-  if (!fits_int(bytes)) return ncclInvalidArgument;
+  if (!c->single() && !fits_int(bytes)) return ncclInvalidArgument;
+  emu::enqueue(stream, [=] {
+    if (c->rank == root && send != recv) std::memmove(recv, send, bytes);
+    if (c->single()) return;
 #ifdef SOFTPICK_HAVE_MPI
-  MPI_Bcast(recv, int(bytes), MPI_BYTE, root, c->mpi);
+    MPI_Bcast(recv, int(bytes), MPI_BYTE, root, c->mpi);
 #endif
+  });
   return ncclSuccess;
 }
 

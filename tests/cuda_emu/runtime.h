@@ -1,14 +1,16 @@
 // The host side of the CUDA execution harness: kernel launches and the harness's own controls.
 //
-// kernels/launch.cuh routes every launch here when built with SOFTPICK_CUDA_EMU. A launch runs at once
-// (streams are executed in issue order, which is one valid CUDA schedule): the grid's blocks are spread
-// over the host's cores, and each block's threads run as fibers on one core (scheduler.cpp).
+// kernels/launch.cuh routes every launch here when built with SOFTPICK_CUDA_EMU. A launch is checked when
+// it is issued and queued on its stream (streams.h), which runs it when the host must see it: the grid's
+// blocks are spread over the host's cores, and each block's threads run as fibers on one core
+// (scheduler.cpp).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <tuple>
@@ -25,22 +27,23 @@ struct KernelError : std::runtime_error {
 using KernelBody = std::function<void()>;
 
 // Checks the launch against the device limits (a violation becomes the sticky error cudaGetLastError()
-// returns, as on a GPU, with the reason in last_launch_diagnostic()), then runs the grid. Throws
-// KernelError if a block faults.
+// returns, as on a GPU, with the reason in last_launch_diagnostic()), then queues the grid on the stream.
+// Running it throws KernelError if a block faults, from the call that made it run (on the legacy stream,
+// the launch itself; else the synchronising call).
 struct Site {
   const char* file;
   int line;
 };
 void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, size_t dynamic_smem,
-                   cudaStream_t stream, Site site, const KernelBody& body);
+                   cudaStream_t stream, Site site, KernelBody body);
 
 template <class... P, class... A>
 void launch(void (*kernel)(P...), const char* name, dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t stream,
             Site site, A&&... args) {
   // Arguments are copied once per launch, as CUDA copies them into the parameter space.
-  std::tuple<std::decay_t<P>...> params(std::forward<A>(args)...);
+  auto params = std::make_shared<std::tuple<std::decay_t<P>...>>(std::forward<A>(args)...);
   launch_kernel(reinterpret_cast<const void*>(kernel), name, grid, block, dynamic_smem, stream, site,
-                [kernel, &params] { std::apply(kernel, params); });
+                [kernel, params] { std::apply(kernel, *params); });
 }
 
 // Fibers of a block run in an order drawn from this seed (and the launch and block index) between barriers,

@@ -8,6 +8,7 @@
 #include "fiber.h"
 #include "runtime.h"
 #include "device.h"
+#include "streams.h"
 
 #include <omp.h>
 
@@ -558,10 +559,9 @@ struct Profile {
 Profile g_profile;
 }  // namespace
 
-void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t,
-                   Site site, const KernelBody& body) {
-  Launch L{name, site, grid, block, dynamic_smem, &body, 0};
-  if (!check_launch(func, L)) return;
+namespace {
+
+void run_grid(const Launch& L) {
   const auto start = std::chrono::steady_clock::now();
   struct Record {  // on every way out, faults included
     const char* name;
@@ -574,12 +574,14 @@ void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, si
       ++e.launches;
       e.seconds += s;
     }
-  } record{name, start};
-  L.seed = g_seed.load() * 0x9e3779b97f4a7c15ull + g_launches.fetch_add(1);
+  } record{L.name, start};
+  Launch run_launch = L;
+  run_launch.seed = g_seed.load() * 0x9e3779b97f4a7c15ull + g_launches.fetch_add(1);
+  const dim3 grid = L.grid;
   const uint64_t nblocks = uint64_t(grid.x) * grid.y * grid.z;
   auto run = [&](uint64_t i) {
     const uint3 idx{unsigned(i % grid.x), unsigned(i / grid.x % grid.y), unsigned(i / (uint64_t(grid.x) * grid.y))};
-    run_block(worker_block(), L, idx, i);
+    run_block(worker_block(), run_launch, idx, i);
   };
   if (nblocks == 1 || omp_in_parallel()) {
     for (uint64_t i = 0; i < nblocks; ++i) run(i);
@@ -597,6 +599,16 @@ void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, si
     }
   }
   if (!first_error.empty()) throw KernelError(first_error);
+}
+
+}  // namespace
+
+void launch_kernel(const void* func, const char* name, dim3 grid, dim3 block, size_t dynamic_smem, cudaStream_t stream,
+                   Site site, KernelBody body) {
+  auto owned = std::make_shared<KernelBody>(std::move(body));
+  Launch L{name, site, grid, block, dynamic_smem, owned.get(), 0};
+  if (!check_launch(func, L)) return;
+  enqueue(stream, [L, owned] { run_grid(L); });
 }
 
 void set_schedule_seed(uint64_t seed) { g_seed = seed; }

@@ -1,0 +1,180 @@
+// Streams as queues, run on demand in a seeded random order that respects every event (streams.h).
+#include "streams.h"
+
+#include "runtime.h"
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <vector>
+
+struct CUstream_st {
+  int id;
+  bool blocking;  // created without cudaStreamNonBlocking: the legacy stream's work orders against it
+  struct Op {
+    uint64_t seq;          // 1, 2, ... in issue order on this stream
+    emu::StreamWork work;  // null for a wait
+    int wait_stream = 0;   // a wait: until stream wait_stream has run its operation wait_seq
+    uint64_t wait_seq = 0;
+  };
+  std::deque<Op> queue;
+  uint64_t issued = 0, done = 0;  // sequence numbers of the last operation issued and the last one run
+};
+
+struct CUevent_st {
+  int stream = 0;     // the stream of the latest record (0: never recorded, or on the legacy stream)
+  uint64_t seq = 0;   // the record's operation on that stream
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();  // when the record ran
+};
+
+namespace emu {
+
+namespace {
+
+// One lock for every queue; drains hold it while they run work (work never issues stream calls).
+std::recursive_mutex g_mutex;
+std::map<int, CUstream_st*> g_streams;  // live streams by id
+int g_next_id = 1;
+uint64_t g_picks = 0;  // draws of the interleaving so far
+
+bool is_legacy(cudaStream_t s) { return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread; }
+
+bool has_run(int stream, uint64_t seq) {
+  auto it = g_streams.find(stream);
+  return it == g_streams.end() || it->second->done >= seq;  // a destroyed stream ran everything first
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+// Runs, in a random order the events allow, every operation with seq <= need[stream] and whatever they
+// wait for. `need` grows as waits name other streams' records.
+void drain(std::map<int, uint64_t> need) {
+  for (;;) {
+    std::vector<CUstream_st*> ready;
+    bool grew = false;
+    for (auto& [id, upto] : need) {
+      auto it = g_streams.find(id);
+      if (it == g_streams.end()) continue;
+      CUstream_st* s = it->second;
+      if (s->queue.empty() || s->queue.front().seq > upto) continue;
+      const CUstream_st::Op& op = s->queue.front();
+      if (op.work || has_run(op.wait_stream, op.wait_seq)) {
+        ready.push_back(s);
+      } else if (need[op.wait_stream] < op.wait_seq) {  // the wait needs that stream's work up to the record
+        need[op.wait_stream] = op.wait_seq;
+        grew = true;
+        break;  // `need` changed under the loop
+      }
+    }
+    if (grew) continue;
+    if (ready.empty()) return;
+    CUstream_st* s = ready[mix(schedule_seed() * 0x2545f4914f6cdd1dull + g_picks++) % ready.size()];
+    CUstream_st::Op op = std::move(s->queue.front());
+    s->queue.pop_front();
+    s->done = op.seq;  // also when the work faults: the stream goes on with its next operation
+    if (op.work) op.work();
+  }
+}
+
+void drain_all(bool blocking_only) {
+  std::map<int, uint64_t> need;
+  for (auto& [id, s] : g_streams)
+    if (!blocking_only || s->blocking) need[id] = s->issued;
+  drain(std::move(need));
+}
+
+uint64_t issue(CUstream_st* s, CUstream_st::Op op) {
+  op.seq = ++s->issued;
+  s->queue.push_back(std::move(op));
+  return s->issued;
+}
+
+}  // namespace
+
+void enqueue(cudaStream_t stream, StreamWork work) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (is_legacy(stream)) {
+    drain_all(/*blocking_only=*/true);
+    work();
+    return;
+  }
+  issue(stream, {0, std::move(work)});
+}
+
+void stream_create(cudaStream_t* s, bool blocking) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  *s = new CUstream_st{g_next_id++, blocking, {}, 0, 0};
+  g_streams[(*s)->id] = *s;
+}
+
+void stream_destroy(cudaStream_t s) {
+  if (is_legacy(s)) return;
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  drain({{s->id, s->issued}});
+  g_streams.erase(s->id);
+  delete s;
+}
+
+void event_create(cudaEvent_t* e) { *e = new CUevent_st(); }
+
+void event_destroy(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  synchronize_event(e);  // a pending record still writes the event
+  delete e;
+}
+
+void event_record(cudaEvent_t e, cudaStream_t stream) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (is_legacy(stream)) {
+    drain_all(/*blocking_only=*/true);
+    *e = CUevent_st();
+    return;
+  }
+  e->stream = stream->id;
+  e->seq = issue(stream, {0, [e] { e->t = std::chrono::steady_clock::now(); }});
+}
+
+void stream_wait_event(cudaStream_t stream, cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (e->stream == 0) return;  // never recorded, or recorded on the legacy stream: already complete
+  if (is_legacy(stream)) {     // the legacy stream's later work runs at once: the event completes first
+    synchronize_event(e);
+    return;
+  }
+  issue(stream, {0, nullptr, e->stream, e->seq});
+}
+
+float event_elapsed_ms(cudaEvent_t start, cudaEvent_t end) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  return std::chrono::duration<float, std::milli>(end->t - start->t).count();
+}
+
+void synchronize_stream(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (is_legacy(s)) drain_all(/*blocking_only=*/true);
+  else drain({{s->id, s->issued}});
+}
+
+void synchronize_event(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (e->stream != 0) drain({{e->stream, e->seq}});
+}
+
+void synchronize_blocking_streams() {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  drain_all(/*blocking_only=*/true);
+}
+
+void synchronize_device() {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  drain_all(/*blocking_only=*/false);
+}
+
+}  // namespace emu
