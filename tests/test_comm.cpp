@@ -26,7 +26,7 @@ float from_bf16(uint16_t b) {
 
 }  // namespace
 
-TEST_CASE("collectives: all-reduce, reduce-scatter, all-gather, broadcast in fp32, fp64 and bf16", "[mpi]") {
+TEST_CASE("collectives: all-reduce, reduce, all-gather, broadcast in fp32, fp64 and bf16", "[mpi]") {
   Communicator* comm = &test::job_communicator();
   const int W = comm->size(), r = comm->rank();
   INFO("rank " << r << " of " << W);
@@ -48,15 +48,17 @@ TEST_CASE("collectives: all-reduce, reduce-scatter, all-gather, broadcast in fp3
   comm->all_reduce(Buffer{bm.data(), 1, DType::BF16}, ReduceOp::Max);
   CHECK(from_bf16(bm[0]) == float(W - 1));
 
-  // reduce-scatter: block k of every rank's send is summed into rank k's recv
-  std::vector<float> send(size_t(2 * W)), recv(2);
-  for (int k = 0; k < W; ++k) {
-    send[size_t(2 * k)] = float(k);
-    send[size_t(2 * k + 1)] = float(r);
+  // reduce: every rank's send summed (averaged) into the root's recv, each rank the root once; the others'
+  // recv untouched, and in place at the root
+  for (int root = 0; root < W; ++root) {
+    std::vector<float> send = {float(r), float(root)}, recv = {-1.0f, -1.0f};
+    comm->reduce(Buffer{send.data(), 2, DType::F32}, Buffer{recv.data(), 2, DType::F32}, root, ReduceOp::Sum);
+    if (r == root) CHECK(recv == std::vector<float>{float(W * (W - 1) / 2), float(W * root)});
+    else CHECK(recv == std::vector<float>{-1.0f, -1.0f});
+    std::vector<double> avg = {double(r + 1)};
+    comm->reduce(Buffer{avg.data(), 1, DType::F64}, Buffer{avg.data(), 1, DType::F64}, root, ReduceOp::Avg);
+    if (r == root) CHECK(avg[0] == Approx(tri / W));
   }
-  comm->reduce_scatter(Buffer{send.data(), send.size(), DType::F32}, Buffer{recv.data(), 2, DType::F32}, ReduceOp::Sum);
-  CHECK(recv[0] == float(r * W));
-  CHECK(recv[1] == float(W * (W - 1) / 2));
 
   // all-gather in place: rank k's block at offset k
   std::vector<float> g(size_t(3 * W), -1.0f);

@@ -446,7 +446,7 @@ TEST_CASE("harness: two streams run in any order their events allow, so a missin
   REQUIRE(wrong > 0);
 }
 
-TEST_CASE("harness: synchronising a stream runs its queue and, through events, only what it waits for", "[cuda]") {
+TEST_CASE("harness: synchronising a stream runs its queue and, through events, what it waits for", "[cuda]") {
   const int n = 32;
   DeviceVec<int> x(n, 0), y(n, 0), w(n, 0);
   Streams s;
@@ -461,7 +461,9 @@ TEST_CASE("harness: synchronising a stream runs its queue and, through events, o
   REQUIRE(all_equal(y.host(), 0));
   REQUIRE(cudaStreamQuery(s.b) == cudaSuccess);  // a query runs the stream's work (it happened to finish)
   REQUIRE(all_equal(y.host(), 5));
-  REQUIRE(all_equal(w.host(), 0));  // stream a's work after the event is still queued
+  // stream a's work after the event was not needed: it may have run meanwhile (as on a GPU), or not
+  const auto wh = w.host();
+  REQUIRE((all_equal(wh, 0) || all_equal(wh, 9)));
   REQUIRE(cudaStreamSynchronize(s.a) == cudaSuccess);
   REQUIRE(all_equal(w.host(), 9));
   cudaEventDestroy(ready);

@@ -11,6 +11,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <string>
@@ -139,6 +140,7 @@ TEST_CASE("a single batch is overfit to near-zero loss", "[model]") {
       model.loss(a, tgt, true, 1.0 / double(B * T));
       model.backward(a);
       const LossSum l = model.take_loss(a);
+      opt.reduce_gradients();
       opt.step(1e-2, step, clip_scale(opt.grad_norm(), 1.0));
       last = l.sum / double(l.count);
       if (step == 1) first = last;
@@ -164,6 +166,7 @@ TEST_CASE("training is deterministic: same seed, bit-identical losses and weight
       model.loss(a, tgt, true, 1.0 / 18);
       model.backward(a);
       losses.push_back(model.take_loss(a).sum);
+      opt.reduce_gradients();
       opt.step(1e-3, step, clip_scale(opt.grad_norm(), 1.0));
     }
     std::vector<float> w(model.params().numel);
@@ -307,5 +310,61 @@ TEST_CASE("recomputing activations in the backward pass gives the same gradients
         else CHECK(g == reference);
         model.free_activations(a);
       }
+    }
+}
+
+TEST_CASE("gradient buckets tile the flat buffer, and backward announces each once its gradients are final",
+          "[model]") {
+  for (bool tied : {false, true})
+    for (bool ssmax : {false, true}) {
+      INFO((tied ? "tied" : "untied") << (ssmax ? " + SSMax" : ""));
+      const ModelConfig cfg = tiny_model("softpick", ssmax, tied);
+      auto be = make_backend({"cpu", 2});
+      Model model(cfg, *be, /*pad_multiple=*/3 * kParamAlign);  // padding, as for 3 ZeRO ranks
+      const std::vector<GradBucket>& buckets = model.grad_buckets();
+      // the head, the blocks from the last, the embedding; contiguous from the end of the buffer down to 0
+      REQUIRE(buckets.size() == size_t(cfg.num_hidden_layers) + 2);
+      CHECK(buckets.front().name == "head");
+      CHECK(buckets[1].name == "model.layers." + std::to_string(cfg.num_hidden_layers - 1));
+      CHECK(buckets.back().name == "embedding");
+      size_t end = model.num_params();
+      for (const GradBucket& b : buckets) {
+        CHECK(b.offset + b.numel == end);
+        end = b.offset;
+      }
+      CHECK(end == 0);
+      for (const ParamSpec& s : model.specs()) {  // each tensor in the bucket its name says
+        const auto in = std::find_if(buckets.begin(), buckets.end(), [&](const GradBucket& b) {
+          return s.offset >= b.offset && s.offset + s.numel <= b.offset + b.numel;
+        });
+        REQUIRE(in != buckets.end());
+        if (s.name.rfind("model.layers.", 0) == 0) CHECK(s.name.rfind(in->name + ".", 0) == 0);
+      }
+
+      // each bucket's gradients, copied when backward announces it, are its final gradients
+      model.init_weights(8);
+      const int64_t B = 2, T = 7;
+      Activations a = model.make_activations(B, T);
+      const auto tokens = random_tokens(size_t(B * T), cfg.vocab_size, 5);
+      const auto targets = random_tokens(size_t(B * T), cfg.vocab_size, 6);
+      std::vector<std::vector<float>> announced;
+      model.zero_grads();
+      model.forward(a, tokens, B, T);
+      model.loss(a, targets, true, 1.0 / double(B * T));
+      model.backward(a, [&](size_t i) {
+        REQUIRE(i == announced.size());
+        std::vector<float> g(buckets[i].numel);
+        be->download(std::span<float>(g), model.grads().slice(buckets[i].offset, buckets[i].numel));
+        announced.push_back(std::move(g));
+      });
+      REQUIRE(announced.size() == buckets.size());
+      for (size_t i = 0; i < buckets.size(); ++i) {
+        INFO(buckets[i].name);
+        std::vector<float> g(buckets[i].numel);
+        be->download(std::span<float>(g), model.grads().slice(buckets[i].offset, buckets[i].numel));
+        CHECK(g == announced[i]);
+        CHECK(std::any_of(g.begin(), g.end(), [](float x) { return x != 0; }));
+      }
+      model.free_activations(a);
     }
 }

@@ -17,9 +17,9 @@
 //     backend's upload still waits for the stream: its tokens and targets are small; staging the copy is a
 //     later optimisation). Results the host needs once per step (the loss, the gradient norm) accumulate in
 //     small device buffers of kAccumDType that the caller reads after its loop.
-//   * One stream per backend, exposed only for the NCCL communicator (native_stream()). Streams and events
-//     join the interface when a caller needs them (NCCL overlapping the backward pass, copying the next
-//     batch in while this one runs).
+//   * One stream per backend, exposed only for the NCCL communicator (native_stream()), which runs its
+//     collectives on a stream of its own, ordered against this one with events (the gradient reduction
+//     overlapping the backward pass, src/dist/comm.h).
 //   * Shapes and the forward/backward conventions (which gradients overwrite, which accumulate) are those of
 //     the CPU reference headers named next to each group; the backend checks sizes.
 #pragma once

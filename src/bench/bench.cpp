@@ -49,6 +49,7 @@ void bench_training(const std::string& label, const Config& cfg, int64_t steps, 
     model.backward(acts);
     model.take_loss(acts);  // the step's one read of the loss, as in training
     const double b = sw.seconds();
+    opt.reduce_gradients();  // one rank: the norm's sum of squares
     opt.step(1e-4, s + 1, clip_scale(opt.grad_norm(), 1.0));
     backend.sync();
     const double o = sw.seconds();

@@ -28,14 +28,29 @@ public:
   virtual int local_rank() const = 0;  // rank within its node (picks the GPU)
   virtual int local_size() const = 0;  // ranks on this node (share its cores)
 
+  // Collectives on the backend's buffers. They are ordered after the backend's work so far, the backend's
+  // later work is ordered after them, and they have completed when the call returns (the NCCL communicator
+  // waits for them at most its timeout, then ends the job naming the rank).
+  //
   // in place on every rank
   virtual void all_reduce(Buffer x, ReduceOp op) = 0;
-  // send (size() * n) -> recv (n): rank r receives the reduction of block r
-  virtual void reduce_scatter(Buffer send, Buffer recv, ReduceOp op) = 0;
+  // send (n) on every rank -> recv (n) on `root` only (recv is not written elsewhere)
+  virtual void reduce(Buffer send, Buffer recv, int root, ReduceOp op) = 0;
   // in place: x (size() * n), rank r contributes block r, every rank receives all blocks
   virtual void all_gather(Buffer x) = 0;
   virtual void broadcast(Buffer x, int root) = 0;
   virtual void barrier() = 0;
+
+  // The same, overlapping the backend's work: ordered after the backend's work so far, but neither the
+  // backend's later work nor the host waits for them, until join() and watch(). The NCCL communicator runs
+  // them on a stream of its own; the host communicators (single, mpi) complete them before returning.
+  virtual void all_reduce_async(Buffer x, ReduceOp op) { all_reduce(x, op); }
+  virtual void reduce_async(Buffer send, Buffer recv, int root, ReduceOp op) { reduce(send, recv, root, op); }
+  virtual void all_gather_async(Buffer x) { all_gather(x); }
+  // The backend's work issued from now on waits for every collective so far (on the device: the host goes on).
+  virtual void join() {}
+  // The host waits until every collective so far has completed, at most the timeout (a dead peer ends the job).
+  virtual void watch() {}
 
   // Small host values for control decisions (loss sums, stop flags, checksums).
   virtual void all_reduce_host(std::vector<double>& values, ReduceOp op) = 0;
@@ -54,10 +69,11 @@ std::unique_ptr<Communicator> make_communicator();
 // The one-process communicator (tests, benchmarks, tools that run on one process).
 Communicator& single_process();
 
-// The NCCL communicator for device buffers on `stream` (a cudaStream_t): rank 0 creates the NCCL id and
-// broadcasts it over `bootstrap` (MPI), the local rank picks the GPU. Every collective waits at most
-// `timeout_s` and aborts the communicator (and fails naming the rank) rather than hang. Only where CUDA was
-// found at build time; elsewhere it fails with a message.
+// The NCCL communicator for device buffers of the backend whose stream is `stream` (a cudaStream_t): rank 0
+// creates the NCCL id and broadcasts it over `bootstrap` (MPI), the local rank picks the GPU. Collectives run
+// on a stream of the communicator's own, ordered against `stream` by events; every wait for them lasts at
+// most `timeout_s`, then aborts the communicator (and fails naming the rank) rather than hang. Only where
+// CUDA was found at build time; elsewhere it fails with a message.
 std::unique_ptr<Communicator> make_nccl_communicator(std::unique_ptr<Communicator> bootstrap, void* stream,
                                                      double timeout_s);
 

@@ -22,8 +22,8 @@ public:
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
   void all_reduce(Buffer, ReduceOp) override {}
-  void reduce_scatter(Buffer send, Buffer recv, ReduceOp) override {
-    SP_ASSERT(send.numel == recv.numel, "reduce_scatter: {} -> {}", send.numel, recv.numel);
+  void reduce(Buffer send, Buffer recv, int, ReduceOp) override {
+    SP_ASSERT(send.numel == recv.numel && send.dtype == recv.dtype, "reduce: {} -> {}", send.numel, recv.numel);
     if (send.ptr != recv.ptr) std::memcpy(recv.ptr, send.ptr, send.numel * dtype_size(send.dtype));
   }
   void all_gather(Buffer) override {}
@@ -103,12 +103,14 @@ public:
     MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, x.ptr, count(x), type(x), mpi_op(x, op), MPI_COMM_WORLD));
     if (op == ReduceOp::Avg) scale(x, 1.0 / size_);
   }
-  void reduce_scatter(Buffer send, Buffer recv, ReduceOp op) override {
-    SP_ASSERT(send.dtype == recv.dtype && send.numel == recv.numel * size_t(size_),
-              "reduce_scatter: {} elements to {} ranks of {}", send.numel, size_, recv.numel);
-    MPI_CHECK(MPI_Reduce_scatter_block(send.ptr, recv.ptr, count(recv), type(recv), mpi_op(recv, op),
-                                       MPI_COMM_WORLD));
-    if (op == ReduceOp::Avg) scale(recv, 1.0 / size_);
+  void reduce(Buffer send, Buffer recv, int root, ReduceOp op) override {
+    SP_ASSERT(send.dtype == recv.dtype && send.numel == recv.numel, "reduce: {} elements to {}", send.numel,
+              recv.numel);
+    const bool at_root = rank_ == root;
+    const void* from = at_root && send.ptr == recv.ptr ? MPI_IN_PLACE : send.ptr;
+    MPI_CHECK(MPI_Reduce(from, at_root ? recv.ptr : nullptr, count(send), type(send), mpi_op(send, op), root,
+                         MPI_COMM_WORLD));
+    if (at_root && op == ReduceOp::Avg) scale(recv, 1.0 / size_);
   }
   void all_gather(Buffer x) override {
     SP_ASSERT(x.numel % size_t(size_) == 0, "all_gather: {} elements over {} ranks", x.numel, size_);

@@ -1,6 +1,8 @@
 // The NCCL communicator (device buffers). Compiled where the CUDA toolkit and NCCL were found; the CUDA
-// backend uses it. Collectives are enqueued on the backend's stream and then waited for with a timeout, so
-// a dead peer ends the job with a message instead of a hang.
+// backend uses it. Collectives run on the communicator's own stream: each first waits (an event) for the
+// backend's work issued so far; join() makes the backend's stream wait for them; watch() polls them from the
+// host with a timeout, so a dead peer ends the job with a message instead of a hang. The blocking calls are
+// the async ones followed by join() and watch(). docs/distributed.md, "Overlap".
 #include "core/check.h"
 #include "dist/comm.h"
 
@@ -21,12 +23,15 @@ void check_async(ncclResult_t r, const char* expr, const char* file, int line) {
 
 class NcclCommunicator final : public Communicator {
 public:
-  NcclCommunicator(std::unique_ptr<Communicator> bootstrap, cudaStream_t stream, double timeout_s)
-      : boot_(std::move(bootstrap)), stream_(stream), timeout_s_(timeout_s) {
+  NcclCommunicator(std::unique_ptr<Communicator> bootstrap, cudaStream_t compute, double timeout_s)
+      : boot_(std::move(bootstrap)), compute_(compute), timeout_s_(timeout_s) {
     int devices = 0;
     CUDA_CHECK(cudaGetDeviceCount(&devices));
     if (devices == 0) fail("rank {}: no CUDA device visible", boot_->rank());
     CUDA_CHECK(cudaSetDevice(boot_->local_rank() % devices));
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&comm_done_, cudaEventDisableTiming));
     ncclUniqueId id{};
     if (boot_->rank() == 0) NCCL_CHECK(ncclGetUniqueId(&id));
     static_assert(sizeof(id) % 4 == 0, "ncclUniqueId travels as int32 words");
@@ -38,6 +43,9 @@ public:
   }
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
+    cudaEventDestroy(compute_done_);
+    cudaEventDestroy(comm_done_);
+    cudaStreamDestroy(stream_);
   }
 
   std::string name() const override { return "nccl"; }
@@ -47,29 +55,59 @@ public:
   int local_size() const override { return boot_->local_size(); }
 
   void all_reduce(Buffer x, ReduceOp op) override {
-    NCCL_CHECK_ASYNC(ncclAllReduce(x.ptr, x.ptr, x.numel, type(x), nccl_op(op), comm_, stream_));
-    wait_stream("all_reduce");
+    all_reduce_async(x, op);
+    complete("all_reduce");
   }
-  void reduce_scatter(Buffer send, Buffer recv, ReduceOp op) override {
-    SP_ASSERT(send.numel == recv.numel * size_t(size()), "reduce_scatter sizes");
-    NCCL_CHECK_ASYNC(ncclReduceScatter(send.ptr, recv.ptr, recv.numel, type(recv), nccl_op(op), comm_, stream_));
-    wait_stream("reduce_scatter");
+  void reduce(Buffer send, Buffer recv, int root, ReduceOp op) override {
+    reduce_async(send, recv, root, op);
+    complete("reduce");
   }
   void all_gather(Buffer x) override {
-    const size_t n = x.numel / size_t(size());
-    // in place: this rank's block already sits at offset rank * n
-    NCCL_CHECK_ASYNC(ncclAllGather(x.slice(size_t(rank()) * n, n).ptr, x.ptr, n, type(x), comm_, stream_));
-    wait_stream("all_gather");
+    all_gather_async(x);
+    complete("all_gather");
   }
   void broadcast(Buffer x, int root) override {
+    after_compute();
     NCCL_CHECK_ASYNC(ncclBroadcast(x.ptr, x.ptr, x.numel, type(x), root, comm_, stream_));
-    wait_stream("broadcast");
+    complete("broadcast");
   }
   void barrier() override { boot_->barrier(); }
   void all_reduce_host(std::vector<double>& v, ReduceOp op) override { boot_->all_reduce_host(v, op); }
   std::vector<std::string> all_gather_string(const std::string& s) override { return boot_->all_gather_string(s); }
 
+  void all_reduce_async(Buffer x, ReduceOp op) override {
+    after_compute();
+    NCCL_CHECK_ASYNC(ncclAllReduce(x.ptr, x.ptr, x.numel, type(x), nccl_op(op), comm_, stream_));
+  }
+  void reduce_async(Buffer send, Buffer recv, int root, ReduceOp op) override {
+    SP_ASSERT(send.numel == recv.numel && send.dtype == recv.dtype, "reduce sizes");
+    after_compute();
+    void* to = rank() == root ? recv.ptr : send.ptr;  // read only at the root
+    NCCL_CHECK_ASYNC(ncclReduce(send.ptr, to, send.numel, type(send), nccl_op(op), root, comm_, stream_));
+  }
+  void all_gather_async(Buffer x) override {
+    const size_t n = x.numel / size_t(size());
+    after_compute();
+    // in place: this rank's block already sits at offset rank * n
+    NCCL_CHECK_ASYNC(ncclAllGather(x.slice(size_t(rank()) * n, n).ptr, x.ptr, n, type(x), comm_, stream_));
+  }
+  void join() override {
+    CUDA_CHECK(cudaEventRecord(comm_done_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(compute_, comm_done_, 0));
+  }
+  void watch() override { wait_stream("collective"); }
+
 private:
+  // The next collective waits for the backend's work issued so far (the data it reduces).
+  void after_compute() {
+    CUDA_CHECK(cudaEventRecord(compute_done_, compute_));
+    CUDA_CHECK(cudaStreamWaitEvent(stream_, compute_done_, 0));
+  }
+  void complete(const char* what) {
+    join();
+    wait_stream(what);
+  }
+
   static ncclDataType_t type(Buffer x) {
     switch (x.dtype) {
       case DType::F32: return ncclFloat32;
@@ -105,7 +143,7 @@ private:
       if (state == ncclInProgress) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
-  // Polls the stream and the communicator's error state until the collective is done or the time is up.
+  // Polls the communicator's stream and error state until its collectives are done or the time is up.
   void wait_stream(const char* what) {
     wait_ready(what);
     const auto start = std::chrono::steady_clock::now();
@@ -124,7 +162,9 @@ private:
 #undef NCCL_CHECK_ASYNC
 
   std::unique_ptr<Communicator> boot_;
-  cudaStream_t stream_;
+  cudaStream_t compute_;             // the backend's stream
+  cudaStream_t stream_ = nullptr;    // the collectives'
+  cudaEvent_t compute_done_ = nullptr, comm_done_ = nullptr;  // the two directions of ordering
   double timeout_s_;
   ncclComm_t comm_ = nullptr;
 };

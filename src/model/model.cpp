@@ -28,6 +28,7 @@ Model::Model(const ModelConfig& cfg, Backend& backend, size_t pad_multiple)
   grads_ = be_.alloc(P, be_.grad_dtype());
   w_ = views(params_);
   g_ = views(grads_);
+  buckets_ = sp::grad_buckets(specs_, P);
 }
 
 Model::~Model() {
@@ -194,7 +195,7 @@ void Model::loss(Activations& a, std::span<const int32_t> targets, bool with_gra
                    with_grad ? a.d_final : Buffer{}, with_grad ? g_.lm_head : Buffer{}, grad_scale);
 }
 
-void Model::backward(Activations& a) {
+void Model::backward(Activations& a, const std::function<void(size_t)>& bucket_ready) {
   const int64_t B = a.cur_B, T = a.cur_T;
   const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
   const double theta = cfg_.rope_theta;
@@ -203,6 +204,12 @@ void Model::backward(Activations& a) {
   // d_resid carries dL/d(residual stream) down through the blocks
   be_.fill_zero(a.d_resid);
   be_.rmsnorm_backward(a.d_resid, g_.norm, a.d_final, a.resid[size_t(d_.L)], w_.norm, a.final_rstd, N, C);
+  size_t bucket = 0;  // grad_buckets(): the head, the blocks from the last, the embedding
+  auto done = [&] {
+    if (bucket_ready) bucket_ready(bucket);
+    ++bucket;
+  };
+  done();
   for (int64_t l = d_.L - 1; l >= 0; --l) {
     const LayerTensors& w = w_.layers[size_t(l)];
     const LayerTensors& g = g_.layers[size_t(l)];
@@ -227,8 +234,11 @@ void Model::backward(Activations& a) {
     be_.matmul_backward(a.d_ln, g.k, a.d_k, x.ln1, w.k, N, C, KD, true);
     be_.matmul_backward(a.d_ln, g.v, a.d_v, x.ln1, w.v, N, C, KD, true);
     be_.rmsnorm_backward(a.d_resid, g.ln1, a.d_ln, a.resid[size_t(l)], w.ln1, x.rstd1, N, C);
+    done();
   }
   be_.embedding_backward(g_.embed, a.d_resid, a.tokens, N, C);
+  done();
+  SP_ASSERT(bucket == buckets_.size(), "backward finished {} gradient buckets of {}", bucket, buckets_.size());
 }
 
 void Model::last_logits(Activations& a, std::span<float> logits) {

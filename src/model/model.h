@@ -18,6 +18,7 @@
 #include "model/params.h"
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -91,8 +92,12 @@ public:
   void loss(Activations& a, std::span<const int32_t> targets, bool with_grad, double grad_scale);
   // The loss added since the last take_loss(), read once after a loop of loss() calls; a sync point.
   LossSum take_loss(Activations& a) { return sp::take_loss(be_, a.loss); }
-  // Accumulates every parameter gradient of the last forward() + loss(with_grad) into grads().
-  void backward(Activations& a);
+  // Accumulates every parameter gradient of the last forward() + loss(with_grad) into grads(). After the
+  // backward work of grad_buckets()[i] is issued, calls bucket_ready(i), for i = 0, 1, ... in order (the
+  // gradient reduction overlapping the rest of the pass).
+  void backward(Activations& a, const std::function<void(size_t)>& bucket_ready = {});
+  // The buckets of grads(), in the order backward() completes them (model/params.h).
+  const std::vector<GradBucket>& grad_buckets() const { return buckets_; }
   // Logits (V) of the last position of sequence 0 of the last forward(), into host memory.
   void last_logits(Activations& a, std::span<float> logits);
 
@@ -110,6 +115,7 @@ private:
   ModelConfig cfg_;
   Backend& be_;
   std::vector<ParamSpec> specs_;
+  std::vector<GradBucket> buckets_;  // of grads_, in the order backward() completes them
   Buffer params_, grads_;
   ModelTensors w_, g_;  // views into params_ and grads_
   ModelDims d_;

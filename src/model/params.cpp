@@ -45,4 +45,21 @@ size_t flat_size(const std::vector<ParamSpec>& specs) {
   return (last.offset + last.numel + kParamAlign - 1) / kParamAlign * kParamAlign;
 }
 
+std::vector<GradBucket> grad_buckets(const std::vector<ParamSpec>& specs, size_t P) {
+  SP_ASSERT(P >= flat_size(specs), "grad_buckets: {} elements for a table of {}", P, flat_size(specs));
+  // the table's order: the embedding, the blocks, the final norm and LM head; a bucket starts at its first
+  // tensor and ends where the next begins
+  std::vector<GradBucket> table;
+  const std::string layers = "model.layers.";
+  for (const ParamSpec& s : specs) {
+    std::string name = "head";
+    if (s.role == ParamRole::Embedding) name = "embedding";
+    else if (s.name.rfind(layers, 0) == 0) name = s.name.substr(0, s.name.find('.', layers.size()));
+    if (table.empty() || table.back().name != name) table.push_back(GradBucket{name, s.offset, 0});
+  }
+  for (size_t i = 0; i < table.size(); ++i)
+    table[i].numel = (i + 1 < table.size() ? table[i + 1].offset : P) - table[i].offset;
+  return {table.rbegin(), table.rend()};  // the backward pass finishes them last first
+}
+
 }  // namespace sp

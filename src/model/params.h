@@ -37,4 +37,14 @@ std::vector<ParamSpec> param_specs(const ModelConfig& m);
 // Elements of the flat buffer the table describes (the end of the last tensor, padding included).
 size_t flat_size(const std::vector<ParamSpec>& specs);
 
+// A run of the flat gradient buffer that the backward pass completes at once, for reducing it while the
+// pass goes on: the final norm with the LM head ("head"), each block ("model.layers.l"), the embedding.
+// Listed in the order the backward pass finishes them; together they tile [0, P) of a flat buffer of P
+// elements (P >= flat_size, the padding belongs to the head bucket).
+struct GradBucket {
+  std::string name;
+  size_t offset = 0, numel = 0;
+};
+std::vector<GradBucket> grad_buckets(const std::vector<ParamSpec>& specs, size_t P);
+
 }  // namespace sp

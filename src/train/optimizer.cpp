@@ -42,29 +42,49 @@ AdamW::~AdamW() {
   if (low_shard_) be.release(low_shard_);
 }
 
-void AdamW::reduce_gradients() {
+void AdamW::reduce_bucket(size_t i) {
   if (comm_.size() == 1) return;
-  if (low_) {  // in bf16: round, reduce, convert back
-    Backend& be = model_.backend();
-    be.copy(low_, model_.grads());
-    if (sharded_) {
-      comm_.reduce_scatter(low_, low_shard_, ReduceOp::Avg);
-      be.copy(grad_shard_, low_shard_);
-    } else {
-      comm_.all_reduce(low_, ReduceOp::Avg);
-      be.copy(model_.grads(), low_);
-    }
+  Backend& be = model_.backend();
+  const GradBucket& bucket = model_.grad_buckets()[i];
+  Buffer grads = model_.grads().slice(bucket.offset, bucket.numel);
+  Buffer shard = grad_shard_;
+  if (low_) {  // in bf16: rounded into the copy on the backend's stream, which the collective waits for
+    be.copy(low_.slice(bucket.offset, bucket.numel), grads);
+    grads = low_.slice(bucket.offset, bucket.numel);
+    shard = low_shard_;
+  }
+  if (!sharded_) {
+    comm_.all_reduce_async(grads, ReduceOp::Avg);
     return;
   }
-  if (sharded_) comm_.reduce_scatter(model_.grads(), grad_shard_, ReduceOp::Avg);
-  else comm_.all_reduce(model_.grads(), ReduceOp::Avg);
+  // ZeRO-1: the part of the bucket inside rank r's shard goes to rank r
+  const size_t lo = bucket.offset, hi = bucket.offset + bucket.numel;
+  for (int r = int(lo / shard_size_); r < comm_.size() && size_t(r) * shard_size_ < hi; ++r) {
+    const size_t a = std::max(lo, size_t(r) * shard_size_), b = std::min(hi, size_t(r + 1) * shard_size_);
+    const Buffer mine = shard.slice(a - size_t(r) * shard_size_, b - a);
+    comm_.reduce_async(grads.slice(a - lo, b - a), mine, r, ReduceOp::Avg);
+  }
+}
+
+void AdamW::finish_reduction() {
+  Backend& be = model_.backend();
+  comm_.join();  // the backend's work from here on sees the reduced gradients
+  if (low_) be.copy(sharded_ ? grad_shard_ : model_.grads(), sharded_ ? low_shard_ : low_);
+  be.fill_zero(norm_sq_);
+  be.sum_squares(norm_sq_, sharded_ ? grad_shard_ : model_.grads());
+  if (sharded_) {  // the shards' sums, still on the device
+    comm_.all_reduce_async(norm_sq_, ReduceOp::Sum);
+    comm_.join();
+  }
+}
+
+void AdamW::reduce_gradients() {
+  for (size_t i = 0; i < model_.grad_buckets().size(); ++i) reduce_bucket(i);
+  finish_reduction();
 }
 
 double AdamW::grad_norm() {
   Backend& be = model_.backend();
-  be.fill_zero(norm_sq_);
-  be.sum_squares(norm_sq_, sharded_ ? grad_shard_ : model_.grads());
-  if (sharded_) comm_.all_reduce(norm_sq_, ReduceOp::Sum);  // the shards' sums, still on the device
   double sq = 0;
   be.download(std::span<double>(&sq, 1), norm_sq_);  // the one read
   return std::sqrt(sq);
@@ -84,7 +104,10 @@ void AdamW::step(double lr, int64_t step, double grad_scale) {
     be.adamw_update(master_.slice(a - lo, b - a), model_.params().slice(a, b - a), grads.slice(a - lo, b - a),
                     m_.slice(a - lo, b - a), v_.slice(a - lo, b - a), args);
   }
-  if (sharded_) comm_.all_gather(model_.params());
+  if (sharded_) {  // every rank's updated shard to every rank, before the next forward reads the weights
+    comm_.all_gather_async(model_.params());
+    comm_.join();
+  }
 }
 
 void AdamW::set_master_weights(std::span<const float> w) {

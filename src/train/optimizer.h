@@ -8,13 +8,17 @@
 // changed only by step(), so it always holds exactly the fp32 values that produced it, never values
 // re-derived from a rounded working copy; checkpoints save it (get_master_weights).
 //
-// After the last micro-batch of a step, reduce_gradients() averages the gradients over the ranks: an
-// all-reduce (zero_stage 0), or a reduce-scatter that leaves each rank the average of its shard only
-// (zero_stage 1). Rank r's shard is elements [r S, (r + 1) S) of the flat buffers, S = P / W (the model pads
-// P to a multiple of W). grad_norm() is the global norm either way. step() updates the local shard, one
-// call per tensor piece so weight decay follows the tensor's role, then (ZeRO-1) all-gathers the working
-// copy, so every rank again holds identical weights. With ZeRO-1 the master and the moments exist for the
-// shard only: 8 P / W bytes of moments per rank instead of 8 P (plus 4 P / W of master on GPUs).
+// During the last micro-batch's backward pass, reduce_bucket(i) averages bucket i of the gradients
+// (Model::grad_buckets: one per block, the head, the embedding) over the ranks as soon as the pass has
+// issued its work: an all-reduce (zero_stage 0), or, under ZeRO-1, a reduce of each part of the bucket to
+// the rank whose shard holds it. Rank r's shard is elements [r S, (r + 1) S) of the flat buffers,
+// S = P / W (the model pads P to a multiple of W). On GPUs the collectives run on the communicator's
+// stream while the pass goes on (docs/distributed.md, "Overlap"). finish_reduction() then orders the
+// backend's later work after them and sums the squares of the reduced gradients on the device;
+// grad_norm() reads that sum (the global norm either way). step() updates the local shard, one call per
+// tensor piece so weight decay follows the tensor's role, then (ZeRO-1) all-gathers the working copy, so
+// every rank again holds identical weights. With ZeRO-1 the master and the moments exist for the shard
+// only: 8 P / W bytes of moments per rank instead of 8 P (plus 4 P / W of master on GPUs).
 #pragma once
 
 #include "backend/backend.h"
@@ -37,8 +41,13 @@ public:
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
 
+  // Starts the reduction of model.grad_buckets()[i] (its backward work issued); Model::backward's hook.
+  void reduce_bucket(size_t i);
+  // After the last bucket: the backend's later work waits for the reductions; the squared norm is summed.
+  void finish_reduction();
+  // Both at once, after a backward pass without the hook.
   void reduce_gradients();
-  // sqrt of the sum of squares of every (reduced) gradient, summed on the device and read once: a sync point
+  // sqrt of the sum of squares of every reduced gradient (finish_reduction's sum), read: a sync point
   double grad_norm();
   // One update with learning rate lr; the gradient is multiplied by grad_scale first (clipping).
   // `step` is the 1-based count of updates, for the bias correction.

@@ -131,8 +131,8 @@ struct StepOutcome {
 };
 
 // One optimizer step: `accum` micro-batches of forward, loss and backward; the gradients averaged over the
-// ranks and the loss and the stop request combined, once; then the clipped AdamW update, unless the loss
-// or the norm is not finite. The GPU path can overlap and capture exactly this.
+// ranks while the last backward pass runs, bucket by bucket; the loss and norm read once and the stop
+// request combined; then the clipped AdamW update, unless the loss or the norm is not finite.
 StepOutcome train_step(Model& model, Activations& acts, AdamW& optimizer, DataLoader& data, Batch& batch,
                        Communicator& comm, NonFiniteGuard& guard, const Config& cfg, double lr, int64_t step,
                        TrainState& state) {
@@ -145,10 +145,13 @@ StepOutcome train_step(Model& model, Activations& acts, AdamW& optimizer, DataLo
     split_windows(batch.windows, B, T, batch.inputs, batch.targets);
     model.forward(acts, batch.inputs, B, T);
     model.loss(acts, batch.targets, /*with_grad=*/true, grad_scale);
-    model.backward(acts);
+    std::function<void(size_t)> reduce;  // on the last micro-batch: the earlier ones only accumulate
+    if (micro == accum - 1) reduce = [&](size_t bucket) { optimizer.reduce_bucket(bucket); };
+    model.backward(acts, reduce);
   }
-  optimizer.reduce_gradients();
-  const LossSum loss = model.take_loss(acts);  // the step's loss, read once
+  optimizer.finish_reduction();
+  comm.watch();  // the host waits for the step's collectives (a dead peer ends the job here)
+  const LossSum loss = model.take_loss(acts);  // the step's loss and (below) norm, read once
   std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
   comm.all_reduce_host(global, ReduceOp::Sum);
   StepOutcome out;
@@ -318,7 +321,8 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     state.skipped_total = guard.total_skipped();
     state.skipped_consecutive = guard.consecutive();
 
-    backend->sync();  // the step's last kernels and collectives may still be queued
+    comm->watch();    // the step's last collectives (ZeRO-1's all-gather) and kernels may still be queued
+    backend->sync();
     const double dt = step_clock.seconds();
     const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
     const double step_mfu = mfu(tokens_per_s * derived.flops_per_token, peak_flops * comm->size());

@@ -176,7 +176,23 @@ ncclResult_t ncclCommUserRank(const ncclComm_t c, int* r) {
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, ncclComm_t c,
                            cudaStream_t stream) {
   if (const ncclResult_t r = check_reduce(count, t, op); r != ncclSuccess) return r;
-  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, false); });
+  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, false); }, /*collective=*/true);
+  return ncclSuccess;
+}
+
+ncclResult_t ncclReduce(const void* send, void* recv, size_t count, ncclDataType_t t, ncclRedOp_t op, int root,
+                        ncclComm_t c, cudaStream_t stream) {
+  if (const ncclResult_t r = check_reduce(count, t, op); r != ncclSuccess) return r;
+  if (root < 0 || root >= c->nranks) return ncclInvalidArgument;
+  emu::enqueue(stream, [=] {
+    if (c->rank == root) {
+      reduce(send, recv, count, t, op, c, false);  // the root's all-reduce result is the reduction
+      return;
+    }
+    // the others contribute: the same all-reduce, into scratch they drop
+    std::vector<char> scratch(count * type_size(t));
+    reduce(send, scratch.data(), count, t, op, c, false);
+  }, /*collective=*/true);
   return ncclSuccess;
 }
 
@@ -184,7 +200,7 @@ ncclResult_t ncclReduceScatter(const void* send, void* recv, size_t recv_count, 
                                ncclComm_t c, cudaStream_t stream) {
   const size_t count = recv_count * size_t(c->nranks);
   if (const ncclResult_t r = check_reduce(count, t, op); r != ncclSuccess) return r;
-  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, true); });
+  emu::enqueue(stream, [=] { reduce(send, recv, count, t, op, c, true); }, /*collective=*/true);
   return ncclSuccess;
 }
 
@@ -201,7 +217,7 @@ ncclResult_t ncclAllGather(const void* send, void* recv, size_t send_count, nccl
     const bool in_place = static_cast<const char*>(send) == static_cast<char*>(recv) + size_t(c->rank) * bytes;
     MPI_Allgather(in_place ? MPI_IN_PLACE : send, int(bytes), MPI_BYTE, recv, int(bytes), MPI_BYTE, c->mpi);
 #endif
-  });
+  }, /*collective=*/true);
   return ncclSuccess;
 }
 
@@ -215,7 +231,7 @@ ncclResult_t ncclBroadcast(const void* send, void* recv, size_t count, ncclDataT
 #ifdef SOFTPICK_HAVE_MPI
     MPI_Bcast(recv, int(bytes), MPI_BYTE, root, c->mpi);
 #endif
-  });
+  }, /*collective=*/true);
   return ncclSuccess;
 }
 

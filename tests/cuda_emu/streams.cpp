@@ -14,8 +14,9 @@ struct CUstream_st {
   int id;
   bool blocking;  // created without cudaStreamNonBlocking: the legacy stream's work orders against it
   struct Op {
-    uint64_t seq;          // 1, 2, ... in issue order on this stream
+    uint64_t seq = 0;      // 1, 2, ... in issue order on this stream
     emu::StreamWork work;  // null for a wait
+    bool collective = false;  // runs only when a synchronising call needs it (ranks must meet in it)
     int wait_stream = 0;   // a wait: until stream wait_stream has run its operation wait_seq
     uint64_t wait_seq = 0;
   };
@@ -53,29 +54,38 @@ uint64_t mix(uint64_t x) {  // splitmix64
   return x ^ (x >> 31);
 }
 
-// Runs, in a random order the events allow, every operation with seq <= need[stream] and whatever they
-// wait for. `need` grows as waits name other streams' records.
+// Runs every operation with seq <= need[stream] and whatever they wait for, in a random order the events
+// allow. `need` grows as waits name other streams' records. Other ready operations (not collectives) may
+// run too, as a GPU runs them whenever it can: a stream's work may run before the host waits for it.
 void drain(std::map<int, uint64_t> need) {
   for (;;) {
-    std::vector<CUstream_st*> ready;
+    std::vector<CUstream_st*> needed, other;
     bool grew = false;
-    for (auto& [id, upto] : need) {
-      auto it = g_streams.find(id);
-      if (it == g_streams.end()) continue;
-      CUstream_st* s = it->second;
-      if (s->queue.empty() || s->queue.front().seq > upto) continue;
+    for (auto& [id, s] : g_streams) {
+      if (s->queue.empty()) continue;
       const CUstream_st::Op& op = s->queue.front();
-      if (op.work || has_run(op.wait_stream, op.wait_seq)) {
-        ready.push_back(s);
-      } else if (need[op.wait_stream] < op.wait_seq) {  // the wait needs that stream's work up to the record
-        need[op.wait_stream] = op.wait_seq;
-        grew = true;
-        break;  // `need` changed under the loop
+      auto want = need.find(id);
+      const bool is_needed = want != need.end() && op.seq <= want->second;
+      if (!op.work && !has_run(op.wait_stream, op.wait_seq)) {
+        if (is_needed && need[op.wait_stream] < op.wait_seq) {  // that stream's work up to the record
+          need[op.wait_stream] = op.wait_seq;
+          grew = true;
+          break;  // `need` changed under the loop
+        }
+        continue;
       }
+      if (is_needed) needed.push_back(s);
+      else if (!op.collective) other.push_back(s);
     }
     if (grew) continue;
-    if (ready.empty()) return;
-    CUstream_st* s = ready[mix(schedule_seed() * 0x2545f4914f6cdd1dull + g_picks++) % ready.size()];
+    if (needed.empty()) {
+      // nothing needed can run, so everything needed has run (a wait's record is needed, and can run)
+      return;
+    }
+    const uint64_t draw = mix(schedule_seed() * 0x2545f4914f6cdd1dull + g_picks++);
+    CUstream_st* s = draw % (needed.size() + other.size()) < needed.size()
+                         ? needed[draw / 7 % needed.size()]
+                         : other[draw / 7 % other.size()];
     CUstream_st::Op op = std::move(s->queue.front());
     s->queue.pop_front();
     s->done = op.seq;  // also when the work faults: the stream goes on with its next operation
@@ -98,14 +108,17 @@ uint64_t issue(CUstream_st* s, CUstream_st::Op op) {
 
 }  // namespace
 
-void enqueue(cudaStream_t stream, StreamWork work) {
+void enqueue(cudaStream_t stream, StreamWork work, bool collective) {
   std::lock_guard<std::recursive_mutex> lock(g_mutex);
   if (is_legacy(stream)) {
     drain_all(/*blocking_only=*/true);
     work();
     return;
   }
-  issue(stream, {0, std::move(work)});
+  CUstream_st::Op op;
+  op.work = std::move(work);
+  op.collective = collective;
+  issue(stream, std::move(op));
 }
 
 void stream_create(cudaStream_t* s, bool blocking) {
@@ -138,7 +151,9 @@ void event_record(cudaEvent_t e, cudaStream_t stream) {
     return;
   }
   e->stream = stream->id;
-  e->seq = issue(stream, {0, [e] { e->t = std::chrono::steady_clock::now(); }});
+  CUstream_st::Op record;
+  record.work = [e] { e->t = std::chrono::steady_clock::now(); };
+  e->seq = issue(stream, std::move(record));
 }
 
 void stream_wait_event(cudaStream_t stream, cudaEvent_t e) {
@@ -148,7 +163,10 @@ void stream_wait_event(cudaStream_t stream, cudaEvent_t e) {
     synchronize_event(e);
     return;
   }
-  issue(stream, {0, nullptr, e->stream, e->seq});
+  CUstream_st::Op wait;
+  wait.wait_stream = e->stream;
+  wait.wait_seq = e->seq;
+  issue(stream, std::move(wait));
 }
 
 float event_elapsed_ms(cudaEvent_t start, cudaEvent_t end) {

@@ -2,11 +2,12 @@
 //
 // Every stream the program creates is a queue: kernel launches, async copies and sets, cuBLAS calls and
 // NCCL collectives issued on it are recorded and run later, when the host must see their effect (a
-// synchronising call). A drain runs exactly the work the synchronising call depends on: the stream's queue,
-// plus, through cudaStreamWaitEvent, the other streams' work up to the recorded events, transitively. Among
-// the streams whose next operation may run, it picks one at random (drawn from the schedule seed), so the
-// order of two streams is any order their events allow, and a missing cudaStreamWaitEvent changes results
-// instead of hiding behind issue order. Work on the legacy default stream (0) runs at once, after the
+// synchronising call). A drain runs the work the synchronising call depends on: the stream's queue, plus,
+// through cudaStreamWaitEvent, the other streams' work up to the recorded events, transitively; and, as a
+// GPU would, maybe other work that is ready (not collectives). At each pick it chooses among the streams
+// whose next operation may run at random (drawn from the schedule seed), so the order of two streams is any
+// order their events allow, and a missing cudaStreamWaitEvent changes results instead of hiding behind
+// issue order. Work on the legacy default stream (0) runs at once, after the
 // blocking streams' work, as CUDA's legacy stream semantics order it.
 #pragma once
 
@@ -19,7 +20,9 @@ namespace emu {
 using StreamWork = std::function<void()>;
 
 // Queues `work` on `stream`; on the legacy stream, runs the blocking streams' work and then `work` now.
-void enqueue(cudaStream_t stream, StreamWork work);
+// A collective (an NCCL call: every rank must reach it) runs only when a synchronising call needs it;
+// other work may also run earlier, during any drain, once what it follows has run.
+void enqueue(cudaStream_t stream, StreamWork work, bool collective = false);
 
 void stream_create(cudaStream_t* s, bool blocking);
 void stream_destroy(cudaStream_t s);  // runs its queue first, as CUDA completes it
