@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "common.cuh"
+#include "streams.h"  // emu::host_waits
 
 #include <algorithm>
 #include <cmath>
@@ -459,7 +460,7 @@ TEST_CASE("harness: synchronising a stream runs its queue and, through events, w
   run_on(s.b, copy_kernel, 1, n, 0, y.p, x.p);
   // cudaMemcpy runs on the legacy stream, which does not wait for non-blocking streams: nothing ran yet
   REQUIRE(all_equal(y.host(), 0));
-  REQUIRE(cudaStreamQuery(s.b) == cudaSuccess);  // a query runs the stream's work (it happened to finish)
+  REQUIRE(cudaStreamSynchronize(s.b) == cudaSuccess);
   REQUIRE(all_equal(y.host(), 5));
   // stream a's work after the event was not needed: it may have run meanwhile (as on a GPU), or not
   const auto wh = w.host();
@@ -467,6 +468,39 @@ TEST_CASE("harness: synchronising a stream runs its queue and, through events, w
   REQUIRE(cudaStreamSynchronize(s.a) == cudaSuccess);
   REQUIRE(all_equal(w.host(), 9));
   cudaEventDestroy(ready);
+}
+
+TEST_CASE("harness: queries never wait, answer both ways over the seeds, and waits are counted", "[cuda]") {
+  SeedGuard guard;
+  const int n = 8;
+  int done_at_once = 0, not_ready = 0;
+  for (uint64_t seed = 1; seed <= 16; ++seed) {
+    emu::set_schedule_seed(seed);
+    DeviceVec<int> x(n, 0);
+    Streams s;
+    cudaEvent_t e;
+    cudaEventCreate(&e);
+    REQUIRE(cudaEventQuery(e) == cudaSuccess);  // never recorded: complete
+    const unsigned long long waits = emu::host_waits();
+    run_on(s.a, fill_kernel, 1, n, 0, x.p, 2);
+    cudaEventRecord(e, s.a);
+    const cudaError_t first = cudaEventQuery(e);
+    REQUIRE((first == cudaSuccess || first == cudaErrorNotReady));
+    (first == cudaSuccess ? done_at_once : not_ready) += 1;
+    while (cudaEventQuery(e) == cudaErrorNotReady) {
+    }
+    REQUIRE(emu::host_waits() == waits);     // polling is not waiting
+    REQUIRE(cudaStreamQuery(s.a) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(s.a) == cudaSuccess);
+    REQUIRE(emu::host_waits() == waits);     // nothing was left to run
+    run_on(s.a, fill_kernel, 1, n, 0, x.p, 3);
+    REQUIRE(cudaStreamSynchronize(s.a) == cudaSuccess);
+    REQUIRE(emu::host_waits() == waits + 1);  // this one had work to wait for
+    REQUIRE(all_equal(x.host(), 3));
+    cudaEventDestroy(e);
+  }
+  REQUIRE(done_at_once > 0);
+  REQUIRE(not_ready > 0);
 }
 
 TEST_CASE("harness: the legacy stream waits for blocking streams, async copies follow pageable-memory rules", "[cuda]") {

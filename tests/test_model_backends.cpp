@@ -18,7 +18,12 @@
 #include "test_util.h"
 #include "train/optimizer.h"
 
+#ifdef SOFTPICK_CUDA_EMU
+#include "streams.h"  // the harness's count of host waits
+#endif
+
 #include <cmath>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -140,5 +145,46 @@ TEST_CASE("model: a training step on cuda (bf16) follows the cpu from the same w
     return attention == "softmax" ? 0.999 : attention == "softpick" ? 0.99 : 0.95;
   });
 }
+
+#ifdef SOFTPICK_CUDA_EMU
+// The harness counts the host's waits for unfinished device work (emu::host_waits). After a first step
+// (in which scratch memory and the pinned upload slots grow), a training step of two micro-batches --
+// uploads, forward, loss, backward, reduction, the norm and loss read, the update -- waits exactly once:
+// at the read of the norm (the loss's read after it finds nothing left to run).
+TEST_CASE("model: a training step on cuda waits for the device only at the read of the loss and norm", "[cuda]") {
+  auto cuda = sp::make_backend({"cuda", 2});
+  const sp::ModelConfig cfg = small_config("softpick", false);
+  const int64_t B = 2, T = 24, accum = 2;
+  sp::Model model(cfg, *cuda);
+  sp::OptimizerConfig oc;
+  sp::AdamW opt(oc, model);
+  opt.set_master_weights(model.initial_weights(7));
+  sp::Activations acts = model.make_activations(B, T, sp::Recompute::None);
+  auto step = [&](uint64_t seed) {
+    model.zero_grads();
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      const auto tokens = sp::test::random_tokens(size_t(B * T), cfg.vocab_size, seed + 2 * uint64_t(micro));
+      const auto targets = sp::test::random_tokens(size_t(B * T), cfg.vocab_size, seed + 2 * uint64_t(micro) + 1);
+      model.forward(acts, tokens, B, T);
+      model.loss(acts, targets, /*with_grad=*/true, 1.0 / double(B * T * accum));
+      std::function<void(size_t)> reduce;
+      if (micro == accum - 1) reduce = [&](size_t bucket) { opt.reduce_bucket(bucket); };
+      model.backward(acts, reduce);
+    }
+    opt.finish_reduction();
+    const double norm = opt.grad_norm();  // in the trainer's order (train_step)
+    const sp::LossSum loss = model.take_loss(acts);
+    opt.step(1e-3, 1, 1.0);
+    return std::isfinite(loss.sum) && loss.count == B * T * accum && std::isfinite(norm) && norm > 0;
+  };
+  REQUIRE(step(100));
+  for (uint64_t seed : {200, 300}) {
+    const unsigned long long before = emu::host_waits();
+    REQUIRE(step(seed));
+    CHECK(emu::host_waits() - before == 1);
+  }
+  model.free_activations(acts);
+}
+#endif  // SOFTPICK_CUDA_EMU
 
 #endif  // SOFTPICK_HAVE_CUDA_BACKEND

@@ -13,9 +13,8 @@
 //     master weights and AdamW moments. On the CPU they all coincide (f32, or f64 for gradient checks); the
 //     CUDA backend reads bf16 weights and activations. Token and target buffers are I32.
 //   * Calls may run asynchronously (the CUDA backend enqueues them, in call order, on one stream). The
-//     sync points are download() and sync(); upload() returns once its host data may be reused (the CUDA
-//     backend's upload still waits for the stream: its tokens and targets are small; staging the copy is a
-//     later optimisation). Results the host needs once per step (the loss, the gradient norm) accumulate in
+//     sync points are download() and sync(); upload() returns once its host data may be reused, without
+//     waiting for the device (the CUDA backend stages it in pinned memory, cuda::HostStaging). Results the host needs once per step (the loss, the gradient norm) accumulate in
 //     small device buffers of kAccumDType that the caller reads after its loop.
 //   * One stream per backend, exposed only for the NCCL communicator (native_stream()), which runs its
 //     collectives on a stream of its own, ordered against this one with events (the gradient reduction

@@ -68,9 +68,9 @@ public:
   Buffer alloc(size_t numel, DType dt) override { return memory_.alloc(numel, dt, stream_); }
   void release(Buffer b) override { memory_.release(b); }
   MemoryUse memory_use() const override { return {memory_.in_use(), memory_.peak()}; }
-  void upload(Buffer dst, std::span<const float> src) override { cuda::upload(dst, src, stream_); }
-  void upload(Buffer dst, std::span<const double> src) override { cuda::upload(dst, src, stream_); }
-  void upload(Buffer dst, std::span<const int32_t> src) override { cuda::upload(dst, src, stream_); }
+  void upload(Buffer dst, std::span<const float> src) override { staging_.upload(dst, src, stream_); }
+  void upload(Buffer dst, std::span<const double> src) override { staging_.upload(dst, src, stream_); }
+  void upload(Buffer dst, std::span<const int32_t> src) override { staging_.upload(dst, src, stream_); }
   void download(std::span<float> dst, Buffer src) override { cuda::download(dst, src, stream_); }
   void download(std::span<double> dst, Buffer src) override { cuda::download(dst, src, stream_); }
   void sync() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
@@ -256,6 +256,7 @@ private:
   std::unique_ptr<cuda::Blas> blas_;
   cuda::DeviceMemory memory_;
   cuda::Scratch scratch_{memory_};
+  cuda::HostStaging staging_;
   double peak_ = 0;
 };
 

@@ -1,32 +1,11 @@
 #include "cuda/device_buffers.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace sp::cuda {
 
 namespace {
-
-// Host values converted to the buffer's dtype, then copied; the copy completes before the call returns, so
-// the staging vector may go.
-template <class S>
-void upload_as(Buffer dst, std::span<const S> src, cudaStream_t stream) {
-  SP_ASSERT(src.size() <= dst.numel, "upload of {} values into a buffer of {}", src.size(), dst.numel);
-  auto put = [&](const auto& staged) {
-    CUDA_CHECK(cudaMemcpyAsync(dst.ptr, staged.data(), staged.size() * sizeof(staged[0]), cudaMemcpyHostToDevice, stream));
-    CUDA_CHECK(cudaStreamSynchronize(stream));
-  };
-  switch (dst.dtype) {
-    case DType::F32: put(std::vector<float>(src.begin(), src.end())); return;
-    case DType::F64: put(std::vector<double>(src.begin(), src.end())); return;
-    case DType::BF16: {
-      std::vector<__nv_bfloat16> h(src.size());
-      for (size_t i = 0; i < h.size(); ++i) h[i] = __float2bfloat16(float(src[i]));
-      put(h);
-      return;
-    }
-    case DType::I32: SP_ASSERT(false, "upload of floating-point values into an i32 buffer");
-  }
-}
 
 template <class D>
 void download_as(std::span<D> dst, Buffer src, cudaStream_t stream) {
@@ -111,13 +90,83 @@ size_t Scratch::bytes() const {
   return b;
 }
 
-void upload(Buffer dst, std::span<const float> src, cudaStream_t stream) { upload_as(dst, src, stream); }
-void upload(Buffer dst, std::span<const double> src, cudaStream_t stream) { upload_as(dst, src, stream); }
-void upload(Buffer dst, std::span<const int32_t> src, cudaStream_t stream) {
-  SP_ASSERT(dst.dtype == DType::I32 && src.size() <= dst.numel, "upload of {} token ids into a {} buffer of {}",
-            src.size(), dtype_name(dst.dtype), dst.numel);
-  CUDA_CHECK(cudaMemcpyAsync(dst.ptr, src.data(), src.size_bytes(), cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));
+HostStaging::~HostStaging() {
+  for (Slot& s : slots_) {
+    if (s.copied) {
+      cudaEventSynchronize(s.copied);
+      cudaEventDestroy(s.copied);
+    }
+    if (s.host) cudaFreeHost(s.host);
+  }
+}
+
+HostStaging::Slot& HostStaging::acquire(size_t bytes) {
+  auto fits = [&](Slot& s) -> Slot& {
+    if (s.bytes < bytes) {  // grow (a slot is sized once, in the first steps)
+      if (s.host) CUDA_CHECK(cudaFreeHost(s.host));
+      s.bytes = std::max<size_t>(bytes, size_t(1) << 16);
+      CUDA_CHECK(cudaMallocHost(&s.host, s.bytes));
+    }
+    return s;
+  };
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[(next_ + i) % slots_.size()];
+    const cudaError_t q = cudaEventQuery(s.copied);
+    if (q == cudaErrorNotReady) continue;
+    CUDA_CHECK(q);
+    next_ = (next_ + i + 1) % slots_.size();
+    return fits(s);
+  }
+  if (slots_.size() < kMaxSlots) {
+    Slot s;
+    CUDA_CHECK(cudaEventCreateWithFlags(&s.copied, cudaEventDisableTiming));
+    slots_.push_back(s);
+    next_ = 0;  // the oldest slot
+    return fits(slots_.back());
+  }
+  Slot& oldest = slots_[next_];  // every slot in flight: wait for the oldest copy
+  CUDA_CHECK(cudaEventSynchronize(oldest.copied));
+  next_ = (next_ + 1) % slots_.size();
+  return fits(oldest);
+}
+
+void HostStaging::copy(Slot& slot, Buffer dst, size_t bytes, cudaStream_t stream) {
+  CUDA_CHECK(cudaMemcpyAsync(dst.ptr, slot.host, bytes, cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaEventRecord(slot.copied, stream));
+}
+
+// Host values converted to the buffer's dtype in a pinned slot, then copied from it.
+template <class S>
+void HostStaging::upload_as(Buffer dst, std::span<const S> src, cudaStream_t stream) {
+  SP_ASSERT(src.size() <= dst.numel, "upload of {} values into a buffer of {}", src.size(), dst.numel);
+  const size_t bytes = src.size() * dtype_size(dst.dtype);
+  Slot& slot = acquire(bytes);
+  auto put = [&]<class D>(D) {
+    D* h = static_cast<D*>(slot.host);
+    for (size_t i = 0; i < src.size(); ++i) {
+      if constexpr (std::is_same_v<D, __nv_bfloat16>) h[i] = __float2bfloat16(float(src[i]));
+      else h[i] = D(src[i]);
+    }
+  };
+  switch (dst.dtype) {
+    case DType::F32: put(float{}); break;
+    case DType::F64: put(double{}); break;
+    case DType::BF16: put(__nv_bfloat16{}); break;
+    case DType::I32:
+      SP_ASSERT((std::is_same_v<S, int32_t>), "upload of floating-point values into an i32 buffer");
+      put(int32_t{});
+      break;
+  }
+  copy(slot, dst, bytes, stream);
+}
+
+void HostStaging::upload(Buffer dst, std::span<const float> src, cudaStream_t stream) { upload_as(dst, src, stream); }
+void HostStaging::upload(Buffer dst, std::span<const double> src, cudaStream_t stream) {
+  upload_as(dst, src, stream);
+}
+void HostStaging::upload(Buffer dst, std::span<const int32_t> src, cudaStream_t stream) {
+  SP_ASSERT(dst.dtype == DType::I32, "upload of {} token ids into a {} buffer", src.size(), dtype_name(dst.dtype));
+  upload_as(dst, src, stream);
 }
 void download(std::span<float> dst, Buffer src, cudaStream_t stream) { download_as(dst, src, stream); }
 void download(std::span<double> dst, Buffer src, cudaStream_t stream) { download_as(dst, src, stream); }

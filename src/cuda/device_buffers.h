@@ -1,5 +1,6 @@
 // Device memory for the CUDA backend: allocations with accounting, grow-only scratch slots, typed views of
-// Buffers, host <-> device transfers with dtype conversion, and the dtype dispatch of the launchers.
+// Buffers, host <-> device transfers with dtype conversion (uploads staged in pinned memory, downloads as
+// sync points), and the dtype dispatch of the launchers.
 #pragma once
 
 #include "backend/backend.h"
@@ -11,6 +12,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 namespace sp::cuda {
 
@@ -73,9 +75,40 @@ private:
   std::array<size_t, kSlots> size_{};
 };
 
-void upload(Buffer dst, std::span<const float> src, cudaStream_t stream);
-void upload(Buffer dst, std::span<const double> src, cudaStream_t stream);
-void upload(Buffer dst, std::span<const int32_t> src, cudaStream_t stream);
+// Uploads through page-locked staging memory, so the host never waits for the stream: each upload converts
+// its values into a free slot of pinned memory, queues the copy from it and records an event after the
+// copy; a slot is free again once its event has completed. When none is free (the first steps, or more
+// uploads in flight than slots) a new slot is added, up to kMaxSlots; only beyond that does an upload wait,
+// for the oldest slot. A training step uploads its tokens and targets per micro-batch, so after the first
+// step the ring holds a slot per upload in flight and uploads never wait.
+class HostStaging {
+public:
+  static constexpr size_t kMaxSlots = 64;
+  HostStaging() = default;
+  HostStaging(const HostStaging&) = delete;
+  HostStaging& operator=(const HostStaging&) = delete;
+  ~HostStaging();
+  void upload(Buffer dst, std::span<const float> src, cudaStream_t stream);  // converts to dst's dtype
+  void upload(Buffer dst, std::span<const double> src, cudaStream_t stream);
+  void upload(Buffer dst, std::span<const int32_t> src, cudaStream_t stream);
+  size_t slots() const { return slots_.size(); }
+
+private:
+  struct Slot {
+    void* host = nullptr;  // pinned
+    size_t bytes = 0;
+    cudaEvent_t copied = nullptr;  // recorded after the slot's latest copy
+  };
+  template <class S>
+  void upload_as(Buffer dst, std::span<const S> src, cudaStream_t stream);
+  // a free slot of at least `bytes`, filled by the caller and then handed to copy()
+  Slot& acquire(size_t bytes);
+  void copy(Slot& slot, Buffer dst, size_t bytes, cudaStream_t stream);
+
+  std::vector<Slot> slots_;
+  size_t next_ = 0;  // where the search for a free slot starts (the oldest, in steady state)
+};
+
 void download(std::span<float> dst, Buffer src, cudaStream_t stream);  // sync point
 void download(std::span<double> dst, Buffer src, cudaStream_t stream);  // sync point
 

@@ -151,13 +151,15 @@ StepOutcome train_step(Model& model, Activations& acts, AdamW& optimizer, DataLo
   }
   optimizer.finish_reduction();
   comm.watch();  // the host waits for the step's collectives (a dead peer ends the job here)
-  const LossSum loss = model.take_loss(acts);  // the step's loss and (below) norm, read once
+  // The one wait for the device in the step: the norm's read; the loss is done by then (take_loss's reset
+  // after its read would make a second wait if the loss came first).
+  StepOutcome out;
+  out.grad_norm = optimizer.grad_norm();
+  const LossSum loss = model.take_loss(acts);
   std::vector<double> global = {loss.sum, double(loss.count), g_stop_requested ? 1.0 : 0.0};
   comm.all_reduce_host(global, ReduceOp::Sum);
-  StepOutcome out;
   out.loss = global[0] / global[1];
   out.stop = global[2] > 0;
-  out.grad_norm = optimizer.grad_norm();
   out.updated = guard.accept(out.loss, out.grad_norm);
   if (out.updated) {
     optimizer.step(lr, ++state.updates, clip_scale(out.grad_norm, cfg.training.max_norm));

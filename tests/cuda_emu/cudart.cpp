@@ -154,8 +154,8 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   emu::synchronize_stream(s);
   return ok();
 }
-// A query runs the stream's work, then reports it done: the work happened to finish before the query.
-cudaError_t cudaStreamQuery(cudaStream_t s) { return cudaStreamSynchronize(s); }
+// A query never waits: done, or (drawn) finished just now, or not ready yet (streams.h).
+cudaError_t cudaStreamQuery(cudaStream_t s) { return emu::query_stream(s) ? ok() : cudaErrorNotReady; }
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
   emu::stream_wait_event(s, e);
   return ok();
@@ -182,7 +182,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   emu::synchronize_event(e);
   return ok();
 }
-cudaError_t cudaEventQuery(cudaEvent_t e) { return cudaEventSynchronize(e); }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return emu::query_event(e) ? ok() : cudaErrorNotReady; }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   *ms = emu::event_elapsed_ms(start, end);
   return ok();

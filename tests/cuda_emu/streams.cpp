@@ -39,6 +39,8 @@ std::recursive_mutex g_mutex;
 std::map<int, CUstream_st*> g_streams;  // live streams by id
 int g_next_id = 1;
 uint64_t g_picks = 0;  // draws of the interleaving so far
+uint64_t g_queries = 0;  // draws of query answers so far
+unsigned long long g_host_waits = 0;
 
 bool is_legacy(cudaStream_t s) { return s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread; }
 
@@ -57,7 +59,9 @@ uint64_t mix(uint64_t x) {  // splitmix64
 // Runs every operation with seq <= need[stream] and whatever they wait for, in a random order the events
 // allow. `need` grows as waits name other streams' records. Other ready operations (not collectives) may
 // run too, as a GPU runs them whenever it can: a stream's work may run before the host waits for it.
-void drain(std::map<int, uint64_t> need) {
+// Returns whether it ran any needed operation.
+bool drain(std::map<int, uint64_t> need) {
+  bool ran_needed = false;
   for (;;) {
     std::vector<CUstream_st*> needed, other;
     bool grew = false;
@@ -80,12 +84,12 @@ void drain(std::map<int, uint64_t> need) {
     if (grew) continue;
     if (needed.empty()) {
       // nothing needed can run, so everything needed has run (a wait's record is needed, and can run)
-      return;
+      return ran_needed;
     }
     const uint64_t draw = mix(schedule_seed() * 0x2545f4914f6cdd1dull + g_picks++);
-    CUstream_st* s = draw % (needed.size() + other.size()) < needed.size()
-                         ? needed[draw / 7 % needed.size()]
-                         : other[draw / 7 % other.size()];
+    const bool pick_needed = draw % (needed.size() + other.size()) < needed.size();
+    ran_needed |= pick_needed;
+    CUstream_st* s = pick_needed ? needed[draw / 7 % needed.size()] : other[draw / 7 % other.size()];
     CUstream_st::Op op = std::move(s->queue.front());
     s->queue.pop_front();
     s->done = op.seq;  // also when the work faults: the stream goes on with its next operation
@@ -93,11 +97,24 @@ void drain(std::map<int, uint64_t> need) {
   }
 }
 
+// The host waits for `need`: counted when something needed had not run yet.
+void wait_for(std::map<int, uint64_t> need) {
+  if (drain(std::move(need))) ++g_host_waits;
+}
+
 void drain_all(bool blocking_only) {
   std::map<int, uint64_t> need;
   for (auto& [id, s] : g_streams)
     if (!blocking_only || s->blocking) need[id] = s->issued;
-  drain(std::move(need));
+  wait_for(std::move(need));
+}
+
+// A query of work up to `seq` on `stream`: done, or drawn (run now and done, or not done yet).
+bool query(int stream, uint64_t seq) {
+  if (has_run(stream, seq)) return true;
+  if (mix(schedule_seed() * 0x9e3779b97f4a7c15ull + g_queries++) % 2 == 0) return false;
+  drain({{stream, seq}});
+  return true;
 }
 
 uint64_t issue(CUstream_st* s, CUstream_st::Op op) {
@@ -130,7 +147,7 @@ void stream_create(cudaStream_t* s, bool blocking) {
 void stream_destroy(cudaStream_t s) {
   if (is_legacy(s)) return;
   std::lock_guard<std::recursive_mutex> lock(g_mutex);
-  drain({{s->id, s->issued}});
+  wait_for({{s->id, s->issued}});
   g_streams.erase(s->id);
   delete s;
 }
@@ -177,12 +194,12 @@ float event_elapsed_ms(cudaEvent_t start, cudaEvent_t end) {
 void synchronize_stream(cudaStream_t s) {
   std::lock_guard<std::recursive_mutex> lock(g_mutex);
   if (is_legacy(s)) drain_all(/*blocking_only=*/true);
-  else drain({{s->id, s->issued}});
+  else wait_for({{s->id, s->issued}});
 }
 
 void synchronize_event(cudaEvent_t e) {
   std::lock_guard<std::recursive_mutex> lock(g_mutex);
-  if (e->stream != 0) drain({{e->stream, e->seq}});
+  if (e->stream != 0) wait_for({{e->stream, e->seq}});
 }
 
 void synchronize_blocking_streams() {
@@ -193,6 +210,29 @@ void synchronize_blocking_streams() {
 void synchronize_device() {
   std::lock_guard<std::recursive_mutex> lock(g_mutex);
   drain_all(/*blocking_only=*/false);
+}
+
+bool query_stream(cudaStream_t s) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  if (is_legacy(s)) {
+    std::map<int, uint64_t> need;
+    for (auto& [id, st] : g_streams)
+      if (st->blocking) need[id] = st->issued;
+    bool done = true;
+    for (const auto& [id, seq] : need) done = done && query(id, seq);
+    return done;
+  }
+  return query(s->id, s->issued);
+}
+
+bool query_event(cudaEvent_t e) {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  return e->stream == 0 || query(e->stream, e->seq);
+}
+
+unsigned long long host_waits() {
+  std::lock_guard<std::recursive_mutex> lock(g_mutex);
+  return g_host_waits;
 }
 
 }  // namespace emu

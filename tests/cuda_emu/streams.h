@@ -38,4 +38,15 @@ void synchronize_event(cudaEvent_t e);
 void synchronize_blocking_streams();  // what a call on the legacy stream waits for
 void synchronize_device();            // every stream
 
+// Queries never wait. A stream (event) whose work has all run is done; otherwise the answer is drawn from
+// the schedule seed: either the work happened to finish (it runs now, as synchronize_* would run it) or it
+// is not done yet, so code that polls, or reuses a buffer only once its event is done, sees both answers.
+bool query_stream(cudaStream_t s);
+bool query_event(cudaEvent_t e);
+
+// How many times the host has waited for work that had not run yet: the synchronising calls above (and
+// the runtime calls made of them) that had something to run. Queries are not waits. Tests read it to show
+// that a training step waits for the device only where it means to.
+unsigned long long host_waits();
+
 }  // namespace emu
