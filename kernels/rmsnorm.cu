@@ -19,26 +19,15 @@ constexpr unsigned kForwardRowsPerBlock = kWarps;          // one warp per row
 constexpr size_t kMaxC = 8192;                             // the backward's dw part: 32 KiB of shared memory
 constexpr size_t kMaxGrid = (size_t(1) << 31) - 1;         // the grid's x limit
 
-// With a residual (the fused residual add + RMSNorm), x += residual first: each sum is rounded to T,
-// stored, and normalised as stored, so the result has the bits of accumulate() followed by the plain norm.
-template <class T, bool kResidual>
-__global__ void rmsnorm_forward_kernel(T* out, float* rstd, T* x, const T* residual, const T* w, size_t N, size_t C,
-                                       float eps) {
+template <class T>
+__global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const T* w, size_t N, size_t C, float eps) {
   const unsigned lane = threadIdx.x % kWarpSize;
   const size_t n = blockIdx.x * size_t(kForwardRowsPerBlock) + threadIdx.x / kWarpSize;
   if (n >= N) return;  // the whole warp leaves: no lane of it takes part in a shuffle
-  T* xr = x + n * C;        // (C)
+  const T* xr = x + n * C;  // (C)
   T* outr = out + n * C;    // (C)
   float ss = 0;
-  for (size_t c = lane; c < C; c += kWarpSize) {
-    float xc = to_f32(xr[c]);
-    if constexpr (kResidual) {
-      const T sum = from_f32<T>(xc + to_f32(residual[n * C + c]));
-      xr[c] = sum;
-      xc = to_f32(sum);
-    }
-    ss += xc * xc;
-  }
+  for (size_t c = lane; c < C; c += kWarpSize) ss += to_f32(xr[c]) * to_f32(xr[c]);
   ss = warp_reduce(ss, SumOp{});
   const float r = 1.0f / sqrtf(ss / float(C) + eps);
   if (lane == 0) rstd[n] = r;
@@ -71,32 +60,15 @@ __global__ void rmsnorm_backward_kernel(T* dx, double* dw_parts /* (parts, C) */
 
 }  // namespace
 
-namespace {
-
-template <bool kResidual, class T>
-void launch_forward(T* out, float* rstd, T* x, const T* residual, const T* w, size_t N, size_t C, double eps,
-                    cudaStream_t stream) {
-  SP_ASSERT(out && rstd && x && w && (residual || !kResidual), "rmsnorm_forward_cuda: null pointer");
+template <class T>
+void rmsnorm_forward_cuda(T* out, float* rstd, const T* x, const T* w, size_t N, size_t C, double eps,
+                          cudaStream_t stream) {
+  SP_ASSERT(out && rstd && x && w, "rmsnorm_forward_cuda: null pointer");
   SP_ASSERT(C > 0 && eps >= 0, "rmsnorm_forward_cuda: C={} eps={}", C, eps);
   const size_t blocks = (N + kForwardRowsPerBlock - 1) / kForwardRowsPerBlock;
   SP_ASSERT(blocks <= kMaxGrid, "rmsnorm_forward_cuda: N={} rows", N);
   if (N == 0) return;
-  SP_LAUNCH((rmsnorm_forward_kernel<T, kResidual>), unsigned(blocks), kThreads, 0, stream, out, rstd, x, residual, w,
-            N, C, float(eps));
-}
-
-}  // namespace
-
-template <class T>
-void rmsnorm_forward_cuda(T* out, float* rstd, const T* x, const T* w, size_t N, size_t C, double eps,
-                          cudaStream_t stream) {
-  launch_forward<false>(out, rstd, const_cast<T*>(x), static_cast<const T*>(nullptr), w, N, C, eps, stream);  // x is only read
-}
-
-template <class T>
-void residual_rmsnorm_forward_cuda(T* out, float* rstd, T* x, const T* residual, const T* w, size_t N, size_t C,
-                                   double eps, cudaStream_t stream) {
-  launch_forward<true>(out, rstd, x, residual, w, N, C, eps, stream);
+  SP_LAUNCH(rmsnorm_forward_kernel<T>, unsigned(blocks), kThreads, 0, stream, out, rstd, x, w, N, C, float(eps));
 }
 
 size_t rmsnorm_backward_scratch_bytes(size_t N, size_t C) { return split_rows(N).count * C * sizeof(double); }
@@ -119,10 +91,6 @@ template void rmsnorm_forward_cuda<float>(float*, float*, const float*, const fl
                                           cudaStream_t);
 template void rmsnorm_forward_cuda<bf16>(bf16*, float*, const bf16*, const bf16*, size_t, size_t, double,
                                          cudaStream_t);
-template void residual_rmsnorm_forward_cuda<float>(float*, float*, float*, const float*, const float*, size_t, size_t,
-                                                   double, cudaStream_t);
-template void residual_rmsnorm_forward_cuda<bf16>(bf16*, float*, bf16*, const bf16*, const bf16*, size_t, size_t,
-                                                  double, cudaStream_t);
 template void rmsnorm_backward_cuda<float>(float*, float*, const float*, const float*, const float*, const float*,
                                            size_t, size_t, void*, cudaStream_t);
 template void rmsnorm_backward_cuda<bf16>(bf16*, float*, const bf16*, const bf16*, const bf16*, const float*,

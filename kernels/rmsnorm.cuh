@@ -20,12 +20,6 @@ template <class T>
 void rmsnorm_forward_cuda(T* out, float* rstd, const T* x, const T* w, size_t N, size_t C, double eps,
                           cudaStream_t stream);
 
-// The residual add fused in (one pass over x instead of two): x (N, C) += residual (N, C), rounded to T,
-// then out and rstd of the updated x, bit for bit what the add followed by rmsnorm_forward_cuda gives.
-template <class T>
-void residual_rmsnorm_forward_cuda(T* out, float* rstd, T* x, const T* residual, const T* w, size_t N, size_t C,
-                                   double eps, cudaStream_t stream);
-
 size_t rmsnorm_backward_scratch_bytes(size_t N, size_t C);
 
 // dx (N, C) +=, dw (C) +=, dout (N, C), x (N, C), w (C), rstd (N); scratch of the size above

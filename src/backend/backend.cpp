@@ -31,6 +31,13 @@ Buffer Buffer::slice(size_t offset, size_t n) const {
   return Buffer{static_cast<char*>(ptr) + offset * dtype_size(dtype), n, dtype};
 }
 
+void Backend::matmul_forward_residual(Buffer out, Buffer inp, Buffer w, Buffer residual, size_t N, size_t IC,
+                                      size_t OC) {
+  SP_ASSERT(out.ptr != residual.ptr, "matmul_forward_residual: out must not alias the residual");
+  matmul_forward(out, inp, w, N, IC, OC);
+  accumulate(out.slice(0, N * OC), residual.slice(0, N * OC));
+}
+
 std::unique_ptr<Backend> make_backend(const BackendOptions& opt) {
   if (opt.device == "cpu") return make_cpu_backend(DType::F32, opt.threads);
   if (opt.device == "cpu-f64") return make_cpu_backend(DType::F64, opt.threads);

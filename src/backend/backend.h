@@ -94,16 +94,14 @@ public:
   virtual void embedding_forward(Buffer out, Buffer tokens, Buffer wte, size_t N, size_t C) = 0;
   virtual void embedding_backward(Buffer dwte, Buffer dout, Buffer tokens, size_t N, size_t C) = 0;
   virtual void rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer w, size_t N, size_t C, double eps) = 0;
-  // x (N, C) += residual, then rmsnorm_forward of the updated x: the residual add fused into the norm
-  // where a backend has a kernel for it (CUDA); the composition of the two ops otherwise, and the same bits.
-  virtual void residual_rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer residual, Buffer w, size_t N,
-                                        size_t C, double eps) {
-    accumulate(x, residual);
-    rmsnorm_forward(out, rstd, x, w, N, C, eps);
-  }
   virtual void rmsnorm_backward(Buffer dx, Buffer dw, Buffer dout, Buffer x, Buffer w, Buffer rstd, size_t N,
                                 size_t C) = 0;
   virtual void matmul_forward(Buffer out, Buffer inp, Buffer w, size_t N, size_t IC, size_t OC) = 0;
+  // out (N, OC) = residual (N, OC) + inp w^T, out a buffer of its own: a block's projection back into the
+  // residual stream. The add is the product's epilogue where a backend has one (CUDA: cuBLASLt, one
+  // rounding of the fp32 sum); the composition of matmul_forward and accumulate otherwise.
+  virtual void matmul_forward_residual(Buffer out, Buffer inp, Buffer w, Buffer residual, size_t N, size_t IC,
+                                       size_t OC);
   virtual void matmul_backward(Buffer dinp, Buffer dw, Buffer dout, Buffer inp, Buffer w, size_t N, size_t IC,
                                size_t OC, bool accumulate_dinp) = 0;
   // rope_forward and ssmax_forward take the position of row 0 (0 in training; the decoder's first new row).

@@ -40,6 +40,7 @@ public:
     CUDA_CHECK(cudaGetDeviceProperties(&prop_, device));
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     blas_ = std::make_unique<cuda::Blas>(stream_);
+    memory_.count(cuda::Blas::kLtWorkspaceBytes);
     peak_ = gpu_peak_bf16_flops(prop_.name);
   }
   ~CudaBackend() override {
@@ -122,16 +123,6 @@ public:
                                     float(eps), stream_);
     });
   }
-  void residual_rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer residual, Buffer w, size_t N, size_t C,
-                                double eps) override {
-    SP_ASSERT(residual.dtype == x.dtype, "residual_rmsnorm_forward: residual {} and x {}", dtype_name(residual.dtype),
-              dtype_name(x.dtype));
-    with_float_type(x.dtype, [&](auto t) {
-      using T = decltype(t);
-      cuda::residual_rmsnorm_forward_cuda<T>(at<T>(out, N * C), at<float>(rstd, N), at<T>(x, N * C),
-                                             at<T>(residual, N * C), at<T>(w, C), N, C, eps, stream_);
-    });
-  }
 
   void rmsnorm_backward(Buffer dx, Buffer dw, Buffer dout, Buffer x, Buffer w, Buffer rstd, size_t N,
                         size_t C) override {
@@ -148,6 +139,10 @@ public:
   void matmul_backward(Buffer dinp, Buffer dw, Buffer dout, Buffer inp, Buffer w, size_t N, size_t IC, size_t OC,
                        bool accumulate_dinp) override {
     blas_->backward(dinp, dw, dout, inp, w, N, IC, OC, accumulate_dinp);
+  }
+  void matmul_forward_residual(Buffer out, Buffer inp, Buffer w, Buffer residual, size_t N, size_t IC,
+                               size_t OC) override {
+    blas_->forward_residual(out, inp, w, residual, N, IC, OC);
   }
   void rope_forward(Buffer x, size_t B, size_t T, size_t Hx, size_t D, double theta, size_t pos0) override {
     rope(x, B, T, Hx, D, theta, pos0, /*inverse=*/false);

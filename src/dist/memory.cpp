@@ -60,6 +60,7 @@ MemoryBreakdown memory_per_rank(const Config& c, int W, const Precision& p) {
     const double D = C / H;
     const double attention = 4 * tokens * H * (1 + (c.training.attention_backward == "atomic" ? D : 0));
     m.activations += std::max(8 * std::min(512.0, tokens) * C, attention);
+    m.activations += double(kGpuMatmulWorkspaceBytes);
   }
   return m;
 }

@@ -7,6 +7,9 @@
 
 namespace sp {
 
+// The GPU backend's fixed cuBLASLt workspace (the residual projections' products, src/cuda/matmul.h).
+constexpr size_t kGpuMatmulWorkspaceBytes = size_t(32) << 20;
+
 struct MemoryBreakdown {
   double weights = 0, gradients = 0, optimizer = 0, activations = 0;  // bytes; optimizer: master + moments
   double total() const { return weights + gradients + optimizer + activations; }

@@ -132,7 +132,7 @@ void Model::block_forward(int64_t l, const BlockActivations& x, Buffer in, Buffe
             s.q_offset);
   const size_t N = size_t(s.B * s.Tq());
   attention_half(l, x, in, x.mid, s);
-  mlp_half(l, x, in, x.mid, out, N);
+  mlp_half(l, x, x.mid, out, N);
 }
 
 void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s) {
@@ -157,22 +157,19 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
   }
   be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, s);
   if (!mid) return;
-  be_.matmul_forward(mid.slice(0, N * C), x.att, w.o, N, HD, C);  // the residual is added by mlp_half
+  be_.matmul_forward_residual(mid.slice(0, N * C), x.att, w.o, in, N, HD, C);  // mid = in + att w_o^T
 }
 
-void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, Buffer out, size_t N) {
+void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N) {
   const LayerTensors& w = w_.layers[size_t(l)];
   const size_t C = size_t(d_.C), F = size_t(d_.F);
   mid = mid.slice(0, N * C);
-  // mid += in (the attention's residual), h = rmsnorm(mid): one fused pass where the backend has one
-  be_.residual_rmsnorm_forward(x.ln2, x.rstd2, mid, in.slice(0, N * C), w.ln2, N, C, cfg_.norm_eps);
+  be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, cfg_.norm_eps);
   be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
   be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
   be_.swiglu_forward(x.act, x.gate, x.up, N * F);
   if (!out) return;
-  out = out.slice(0, N * C);
-  be_.matmul_forward(out, x.act, w.down, N, F, C);
-  be_.accumulate(out, mid);
+  be_.matmul_forward_residual(out.slice(0, N * C), x.act, w.down, mid, N, F, C);  // out = mid + act w_down^T
 }
 
 void Model::recompute_block(Activations& a, int64_t l, const AttentionShape& s) {
@@ -182,7 +179,7 @@ void Model::recompute_block(Activations& a, int64_t l, const AttentionShape& s) 
     case Recompute::Attention: attention_half(l, x, a.resid[size_t(l)], Buffer{}, s); return;
     case Recompute::Full:
       attention_half(l, x, a.resid[size_t(l)], x.mid, s);
-      mlp_half(l, x, a.resid[size_t(l)], x.mid, Buffer{}, size_t(s.B * s.T));
+      mlp_half(l, x, x.mid, Buffer{}, size_t(s.B * s.T));
       return;
   }
 }

@@ -102,12 +102,12 @@ public:
   void last_logits(Activations& a, std::span<float> logits);
 
 private:
-  // The block's two halves. The attention half writes mid = o_proj(attention(rmsnorm(in))), or, with mid
-  // empty, stops after the attention (the recomputation of Recompute::Attention keeps mid). The MLP half
-  // adds the residual, mid += in, in the same pass as its norm (Backend::residual_rmsnorm_forward), then
-  // writes out = mid + down_proj(swiglu(...)), or, with out empty, stops after swiglu.
+  // The block's two halves. The attention half writes mid = in + o_proj(attention(rmsnorm(in))), or, with
+  // mid empty, stops after the attention (the recomputation of Recompute::Attention keeps mid). The MLP
+  // half writes out = mid + down_proj(swiglu(rmsnorm(mid))), or, with out empty, stops after swiglu. Each
+  // residual add is its projection's epilogue (Backend::matmul_forward_residual).
   void attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s);
-  void mlp_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, Buffer out, size_t N);
+  void mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N);
   void recompute_block(Activations& a, int64_t l, const AttentionShape& s);  // what a.recompute left out
   std::vector<double> init_values(size_t i, uint64_t seed) const;  // tensor specs_[i]'s init, host fp64
   ModelTensors views(Buffer flat) const;

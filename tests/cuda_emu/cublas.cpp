@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 
+#include "cublas_emu.h"
 #include "streams.h"
 
 #include <vector>
@@ -31,6 +32,10 @@ const float* as_float(const void* p, cudaDataType t, size_t elems, std::vector<f
 
 CBLAS_TRANSPOSE trans(cublasOperation_t op) { return op == CUBLAS_OP_N ? CblasNoTrans : CblasTrans; }
 
+}  // namespace
+
+namespace emu::blas {
+
 cublasStatus_t check(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, int lda, int ldb, int ldc) {
   if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
   if ((ta != CUBLAS_OP_N && ta != CUBLAS_OP_T) || (tb != CUBLAS_OP_N && tb != CUBLAS_OP_T))
@@ -40,7 +45,6 @@ cublasStatus_t check(cublasOperation_t ta, cublasOperation_t tb, int m, int n, i
   return CUBLAS_STATUS_SUCCESS;
 }
 
-// One checked GEMM, run now.
 void gemm(cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha, const void* A,
           cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const float* beta, void* C,
           cudaDataType ct, int ldc) {
@@ -80,7 +84,11 @@ bool types_ok(cudaDataType at, cudaDataType bt, cudaDataType ct, cublasComputeTy
           compute == CUBLAS_COMPUTE_32F_PEDANTIC);
 }
 
-}  // namespace
+}  // namespace emu::blas
+
+using emu::blas::check;
+using emu::blas::gemm;
+using emu::blas::types_ok;
 
 extern "C" {
 
