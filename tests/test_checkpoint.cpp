@@ -194,6 +194,9 @@ TEST_CASE("config changes on resume: safe ones are logged, unsafe ones refused",
                       Catch::EndsWith("2\n"));
   out = sh(bin + " " + r.args("cfg", "--training.steps=20 --checkpoint.interval=10 --training.seq_len=16"));
   CHECK_THAT(out, Catch::Contains("training.seq_len") && Catch::EndsWith("2\n"));
+  out = sh(bin + " " + r.args("cfg", "--training.steps=20 --checkpoint.interval=10 --data.layout=document"));
+  CHECK_THAT(out, Catch::Contains("data.layout: \"stream\" -> \"document\"  (not allowed)") &&
+                      Catch::EndsWith("2\n"));
   out = sh(bin + " " + r.args("cfg", "--training.steps=20 --checkpoint.interval=5 --logging.log_interval=3"));
   CHECK_THAT(out, Catch::Contains("(allowed)") && Catch::Contains("training.steps: 10 -> 20") &&
                       Catch::Contains("resuming from") && Catch::EndsWith("0\n"));

@@ -1,9 +1,11 @@
-// Token shards (format, validation, corruption) and the data loader (determinism, coverage, ranks, resume).
+// Token shards (format, validation, corruption), the data layouts, and the data loader (determinism, coverage,
+// ranks, resume).
 #include "core/check.h"
 #include "core/rng.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "data/tokenizer.h"
+#include "data/windows.h"
 #include "test_util.h"
 
 #include <catch2/catch.hpp>
@@ -290,6 +292,104 @@ TEST_CASE("loader: unshuffled order is file order", "[unit]") {
   auto s = window_starts(dl, 1, 10, 18);
   for (int i = 0; i < 9; ++i) CHECK(s[size_t(i)] == i * 10);
   for (int i = 0; i < 9; ++i) CHECK(s[size_t(9 + i)] == 100000 + i * 10);
+}
+
+TEST_CASE("layouts: stream, document and bos windows hold what data/windows.h says", "[unit]") {
+  TempDir dir;
+  const auto tokens = make_tokens(3001, 259, 5);  // documents of ~50 tokens, BOS = 1
+  write_shard(dir / "a.bin", tokens);
+  const Shard shard(dir / "a.bin", 259, 1);
+  const int64_t n = int64_t(tokens.size());
+  std::vector<int32_t> w;
+  for (int64_t T : {7, 16, 64, 200}) {
+    INFO("T " << T);
+    w.assign(size_t(T + 1), -1);
+    const ShardWindows stream(shard, T, DataLayout::Stream, 1), bos(shard, T, DataLayout::Bos, 1),
+        doc(shard, T, DataLayout::Document, 1);
+    REQUIRE(stream.count() == uint64_t((n - 1) / T));
+    for (uint64_t j = 0; j < stream.count(); ++j) {
+      stream.read(j, w);
+      CHECK(std::equal(w.begin(), w.end(), tokens.begin() + int64_t(j) * T));
+    }
+    // bos: BOS then T tokens of the stream, nothing skipped
+    REQUIRE(bos.count() == uint64_t(n / T));
+    for (uint64_t j = 0; j < bos.count(); ++j) {
+      bos.read(j, w);
+      CHECK(w[0] == 1);
+      CHECK(std::equal(w.begin() + 1, w.end(), tokens.begin() + int64_t(j) * T));
+    }
+    // document: each window is T + 1 stream tokens from a BOS; the next one starts at the first BOS at or
+    // after this one's T inputs, and the first at the first BOS of the shard
+    std::vector<int64_t> starts;
+    for (uint64_t j = 0; j < doc.count(); ++j) {
+      doc.read(j, w);
+      const auto at = std::search(tokens.begin() + (starts.empty() ? 0 : starts.back() + T), tokens.end(),
+                                  w.begin(), w.end());
+      REQUIRE(at != tokens.end());
+      starts.push_back(at - tokens.begin());
+      CHECK(w[0] == 1);
+    }
+    REQUIRE(!starts.empty());
+    int64_t from = 0;
+    for (int64_t p : starts) {
+      CHECK(std::find(tokens.begin() + from, tokens.begin() + p, 1) == tokens.begin() + p);  // first BOS
+      from = p + T;
+    }
+    // after the last window no BOS leaves room for another
+    for (int64_t p = from; p < n; ++p) CHECK(!(tokens[size_t(p)] == 1 && p + T + 1 <= n));
+  }
+}
+
+TEST_CASE("loader: the document layout covers its windows once per epoch; a changed layout is refused on "
+          "resume; positions saved before layouts existed are stream", "[unit]") {
+  TempDir dir;
+  std::vector<std::string> files;
+  for (int i = 0; i < 3; ++i) {
+    files.push_back(dir / fmt::format("s{}.bin", i));
+    write_shard(files.back(), make_tokens(size_t(900 + 300 * i), 259, mix_seed(11, uint64_t(i), 0)));
+  }
+  const int64_t B = 3, T = 20;
+  auto o = opts(B, T);
+  o.vocab_size = 259;
+  o.layout = DataLayout::Document;
+  DataLoader dl(files, o, "data.train_files");
+  uint64_t expected = 0;
+  for (const auto& f : files) expected += ShardWindows(Shard(f, 259, 1), T, DataLayout::Document, 1).count();
+  REQUIRE(dl.windows_per_epoch() == expected);
+  std::vector<int32_t> buf(size_t(B * (T + 1)));
+  std::multiset<std::vector<int32_t>> seen;
+  for (uint64_t k = 0; k < expected / uint64_t(B); ++k) {
+    dl.next(buf);
+    for (int64_t b = 0; b < B; ++b) {
+      CHECK(buf[size_t(b * (T + 1))] == 1);
+      seen.emplace(buf.begin() + b * (T + 1), buf.begin() + (b + 1) * (T + 1));
+    }
+  }
+  CHECK(std::set<std::vector<int32_t>>(seen.begin(), seen.end()).size() == seen.size());
+
+  // first_inputs: the unshuffled windows' first T tokens
+  const auto first = dl.first_inputs(2);
+  auto u = o;
+  u.shuffle = false;
+  u.batch_size = 2;
+  DataLoader plain(files, u, "val");
+  plain.next(std::span<int32_t>(buf).first(size_t(2 * (T + 1))));
+  for (int64_t s = 0; s < 2; ++s)
+    CHECK(std::equal(first.begin() + s * T, first.begin() + (s + 1) * T, buf.begin() + s * (T + 1)));
+
+  // a position saved under one layout is refused under another
+  const auto saved = loader_position_from_json(nlohmann::json::parse(to_json(dl.position()).dump()));
+  CHECK(saved.layout == DataLayout::Document);
+  auto ob = o;
+  ob.layout = DataLayout::Bos;
+  DataLoader other(files, ob, "data.train_files");
+  CHECK_THAT(error_of([&] { other.restore(saved); }), Catch::Contains("data.layout") && Catch::Contains("document"));
+  // a position without "layout" (written before layouts existed) is the stream layout
+  auto j = to_json(LoaderPosition{});
+  j.erase("layout");
+  CHECK(loader_position_from_json(j).layout == DataLayout::Stream);
+  j["layout"] = "sideways";
+  CHECK_THAT(error_of([&] { loader_position_from_json(j); }), Catch::Contains("sideways"));
 }
 
 TEST_CASE("shards over 4 GB: 64-bit offsets end to end", "[unit]") {

@@ -1,6 +1,6 @@
 // The training loop end to end on a tiny config and a small synthetic English-like corpus: metrics are
 // written, the validation loss falls, every attention variant trains, and a golden loss curve guards
-// against unintended numerical changes.
+// against unintended numerical changes; and the progress line's remaining-time estimate.
 //
 // The golden curve (tests/golden/tiny_softpick.json) is regenerated deliberately, after a change that is
 // meant to alter the numbers, with:  SOFTPICK_UPDATE_GOLDEN=1 build/tests/softpick_tests "[train]"
@@ -10,6 +10,7 @@
 #include "data/shard.h"
 #include "data/tokenizer.h"
 #include "test_util.h"
+#include "train/perf.h"
 #include "train/trainer.h"
 
 #include <catch2/catch.hpp>
@@ -167,4 +168,29 @@ TEST_CASE("Ctrl-C stops training cleanly after the current step", "[train]") {
   Metrics m = read_metrics(d / "run/metrics.jsonl");
   CHECK(m.train_loss.size() >= 5);
   CHECK(m.train_loss.size() < 100000);
+}
+
+TEST_CASE("ETA: no estimate from the warm-up step alone; then steps and periodic work at their mean times",
+          "[unit]") {
+  RunEta eta;
+  RunEta::Counts left{};
+  left[RunEta::kStep] = 100;
+  left[RunEta::kEval] = 3;
+  eta.add(RunEta::kEval, 9.0);  // the evaluation before step 0
+  eta.add(RunEta::kStep, 50.0);  // warm-up: not counted
+  CHECK(!eta.seconds_left(left));
+  eta.add(RunEta::kStep, 1.0);
+  CHECK(!eta.seconds_left(left));
+  eta.add(RunEta::kStep, 3.0);
+  REQUIRE(eta.seconds_left(left));
+  CHECK(*eta.seconds_left(left) == Approx(100 * 2.0 + 3 * 9.0));
+  left[RunEta::kSample] = 4;  // never timed: counts as free
+  CHECK(*eta.seconds_left(left) == Approx(227.0));
+
+  CHECK(multiples_in(0, 10, 5) == 2);  // 0, 5
+  CHECK(multiples_in(1, 10, 5) == 1);
+  CHECK(multiples_in(5, 6, 5) == 1);
+  CHECK(multiples_in(6, 10, 5) == 0);
+  CHECK(multiples_in(7, 7, 3) == 0);
+  CHECK(multiples_in(3, 1500, 250) == 5);  // 250 .. 1250
 }

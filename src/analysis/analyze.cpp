@@ -8,7 +8,7 @@
 #include "core/check.h"
 #include "core/log.h"
 #include "cpu/attention.h"
-#include "data/shard.h"
+#include "data/loader.h"
 
 #include <charconv>
 #include <cmath>
@@ -148,33 +148,25 @@ std::vector<std::pair<int64_t, int64_t>> parse_head_list(const std::string& text
 
 namespace {
 
-// The first `samples` windows of the shards in file order, the windows the data loader cuts without
-// shuffling (T + 1 tokens each, of which the analysis uses the first T). May lower `samples`.
+// The first `samples` windows of the shards in file order, as the data loader cuts them in the
+// checkpoint's data layout without shuffling (T + 1 tokens each, of which the analysis uses the first T).
+// May lower `samples`.
 std::vector<int32_t> read_sequences(const std::vector<std::string>& files, const std::string& what, int64_t T,
-                                    int64_t& samples, const ModelConfig& m) {
-  std::vector<Shard> shards;
-  uint64_t windows = 0;
-  int64_t tokens = 0;
-  for (const auto& f : files) {
-    shards.emplace_back(f, m.vocab_size, m.bos_token_id);  // validates; an Error names the file
-    const int64_t n = shards.back().size();
-    windows += n > T ? uint64_t((n - 1) / T) : 0;
-    tokens += n;
+                                    int64_t& samples, const ModelConfig& m, DataLayout layout) {
+  LoaderOptions lo;
+  lo.seq_len = T;
+  lo.vocab_size = m.vocab_size;
+  lo.bos_token_id = m.bos_token_id;
+  lo.layout = layout;
+  lo.seq_len_name = "--seq-len";
+  lo.shuffle = false;
+  const DataLoader data(files, lo, what);  // validates; an Error names the file, or says there is no window
+  if (data.windows_per_epoch() < uint64_t(samples)) {
+    spdlog::warn("{}: only {} windows of {} tokens; analysing {} sequences instead of {}", what,
+                 data.windows_per_epoch(), T + 1, data.windows_per_epoch(), samples);
+    samples = int64_t(data.windows_per_epoch());
   }
-  if (windows == 0)
-    fail("{}: the shards hold {} tokens in all, too few for one sequence of --seq-len {} (a window of {} "
-         "tokens); pass a smaller --seq-len or more data", what, tokens, T, T + 1);
-  if (windows < uint64_t(samples)) {
-    spdlog::warn("{}: only {} windows of {} tokens; analysing {} sequences instead of {}", what, windows, T + 1,
-                 windows, samples);
-    samples = int64_t(windows);
-  }
-  std::vector<int32_t> out(size_t(samples) * size_t(T));  // (S, T)
-  int64_t s = 0;
-  for (const Shard& sh : shards)
-    for (int64_t j = 0; s < samples && (j + 1) * T < sh.size(); ++j, ++s)
-      sh.read(j * T, std::span<int32_t>(out.data() + size_t(s) * size_t(T), size_t(T)));
-  return out;
+  return data.first_inputs(samples);  // (S, T)
 }
 
 // RUN_DIR/analysis/step_XXXXXXXX.json for a checkpoint inside a run directory, else "".
@@ -226,7 +218,8 @@ nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
   const std::vector<std::string> files = glob_files(pattern);
   if (files.empty()) usage_fail("{}: no file matches", what);
   int64_t S = req.samples;
-  const std::vector<int32_t> tokens = read_sequences(files, what, T, S, m);
+  if (!req.layout.empty()) apply_override(cfg, "data.layout=" + req.layout);
+  const std::vector<int32_t> tokens = read_sequences(files, what, T, S, m, parse_data_layout(cfg.data.layout));
 
   auto backend = make_backend({cfg.training.device, req.threads});
   Model model(m, *backend);

@@ -74,6 +74,7 @@ struct AnalyzeRequest {
   std::string data;         // glob pattern of token shards; empty: the checkpoint's data.val_files
   int64_t seq_len = 0;      // T; 0: the checkpoint's training.seq_len
   int64_t samples = 8;      // S, the first S windows of the shards in file order
+  std::string layout;       // data layout of the windows (data/windows.h); empty: the checkpoint's data.layout
   std::string json_path;    // empty: RUN_DIR/analysis/step_XXXXXXXX.json when the checkpoint is in a run
   std::string device;       // "cpu" or "cuda"; empty: the checkpoint's training.device
   int threads = 0;          // 0: all cores

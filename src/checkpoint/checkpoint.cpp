@@ -238,6 +238,8 @@ TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>&
     s = train_state_from_json(st);
   } catch (const nlohmann::json::exception& e) {
     fail("{}/{}: incomplete training state ({})", dir, kStateFile, e.what());
+  } catch (const Error& e) {
+    fail("{}/{}: {}", dir, kStateFile, e.what());
   }
   return s;
 }
@@ -271,7 +273,7 @@ void rotate_checkpoints(const std::string& run_dir, int64_t keep_latest_k, std::
 }
 
 std::vector<std::string> config_differences(const Config& saved, const Config& now, bool& unsafe) {
-  static const std::set<std::string> kUnsafe = {"training.seq_len", "training.seed"};
+  static const std::set<std::string> kUnsafe = {"training.seq_len", "training.seed", "data.layout"};
   const auto a = to_json(saved), b = to_json(now);
   std::vector<std::string> lines;
   unsafe = false;

@@ -1,4 +1,4 @@
-// softpick analyze CKPT [--data SHARDS] [--seq-len T] [--samples N] [--sink-eps E] [--json OUT]
+// softpick analyze CKPT [--data SHARDS] [--seq-len T] [--layout L] [--samples N] [--sink-eps E] [--json OUT]
 //                       [--dump-attention L:H,...] [--dump-dir DIR] [--device cpu|cuda] [--threads N]
 #include "analysis/analyze.h"
 #include "cli/args.h"
@@ -25,13 +25,14 @@ double get_double(const ParsedArgs& a, const std::string& flag, double fallback)
 int cmd_analyze(const Argv& argv) {
   const CommandSpec spec{
       "analyze",
-      "CKPT [--data=SHARDS] [--seq-len=T] [--samples=N] [--sink-eps=E] [--json=OUT] "
+      "CKPT [--data=SHARDS] [--seq-len=T] [--layout=L] [--samples=N] [--sink-eps=E] [--json=OUT] "
       "[--dump-attention=L:H,...] [--dump-dir=DIR]",
       "Measure a checkpoint as the paper does: attention-sink rate, hidden-state kurtosis and extremes, attention "
       "sparsity (docs/analysis.md). CKPT is a checkpoint directory or a run directory (its newest valid "
       "checkpoint). Prints a table; writes JSON to --json, or by default to RUN_DIR/analysis/step_N.json.",
       {{"data", "SHARDS", "glob pattern of token shards (default: the checkpoint's data.val_files)"},
        {"seq-len", "T", "tokens per sequence (default: the checkpoint's training.seq_len)"},
+       {"layout", "L", "stream, document or bos: how the shards are cut into sequences (default: the checkpoint's data.layout; docs/data.md)"},
        {"samples", "N", "sequences: the first N windows of the shards in file order (default 8)"},
        {"sink-eps", "E", "a head is a sink when its mean weight on key 0 exceeds E (default 0.3, the paper's)"},
        {"near-zero", "X", "second sparsity threshold, |a| <= X (default 1e-5)"},
@@ -49,6 +50,9 @@ int cmd_analyze(const Argv& argv) {
   req.data = a.get("data").value_or("");
   req.seq_len = a.get_positive("seq-len").value_or(0);
   req.samples = a.get_positive("samples").value_or(8);
+  req.layout = a.get("layout").value_or("");
+  if (!req.layout.empty() && req.layout != "stream" && req.layout != "document" && req.layout != "bos")
+    usage_fail("--layout={}: expected stream, document or bos", req.layout);
   req.json_path = a.get("json").value_or("");
   req.device = a.get("device").value_or("");
   req.threads = int(a.get_int("threads").value_or(0));

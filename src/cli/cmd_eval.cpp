@@ -140,7 +140,7 @@ int cmd_eval(const Argv& argv) {
   if (!val_files.empty()) {
     spdlog::info("validation loss over {} ({} files)", *a.get("val"), val_files.size());
     report.val = evaluate_val(dec, val_files, a.get_int("val-tokens").value_or(0), mc.bos_token_id,
-                              "--val " + *a.get("val"));
+                              parse_data_layout(im.config.data.layout), "--val " + *a.get("val"));
     report.val_files = val_files;
   }
   for (const EvalTask& task : tasks) {

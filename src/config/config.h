@@ -71,6 +71,7 @@ struct DataConfig {
   std::string train_files = "data/fineweb-edu/fineweb-edu_train_*.bin";  // glob pattern of token shards
   std::string val_files = "data/fineweb-edu/fineweb-edu_val_*.bin";
   std::string tokenizer = "byte";  // "byte", or the path of a Hugging Face tokenizer.json
+  std::string layout = "stream";   // how shards are cut into windows: stream | document | bos (data/windows.h)
 };
 
 struct CheckpointConfig {
@@ -177,6 +178,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"data", "train_files", "glob pattern of training token shards"}, d.train_files);
   v(FieldSpec{"data", "val_files", "glob pattern of validation token shards"}, d.val_files);
   v(FieldSpec{"data", "tokenizer", "\"byte\" or the path of a Hugging Face tokenizer.json (for decoding samples)", -kInf, kInf, {"byte"}, true}, d.tokenizer);
+  v(FieldSpec{"data", "layout", "how shards are cut into windows of seq_len + 1 tokens: \"stream\" (anywhere in the concatenated documents, the paper's), \"document\" (each window starts at a document's BOS), \"bos\" (BOS + seq_len stream tokens); docs/data.md", -kInf, kInf, {"stream", "document", "bos"}}, d.layout);
 
   auto& k = c.checkpoint;
   v(FieldSpec{"checkpoint", "interval", "save every this many steps", 1, kInf}, k.interval);

@@ -1,8 +1,7 @@
 // The data loader: serves (B, T+1) token windows to rank r of W ranks.
 //
-// The shards are cut into non-overlapping windows: window j of a shard with n tokens covers tokens
-// [j*T, j*T + T + 1), so there are (n - 1) / T windows per shard (the one-token overlap is the target of the
-// last position). All windows of all shards form one epoch. With shuffling, each epoch e permutes the shard
+// Each shard is cut into windows of T + 1 tokens by the data layout (data/windows.h: from the stream, at
+// document starts, or BOS + T stream tokens). All windows of all shards form one epoch. With shuffling, each epoch e permutes the shard
 // order and, within each shard, the window order, from (seed, e) alone.
 //
 // The epochs, one after another, form an endless stream of windows. The loader's position is one number:
@@ -14,6 +13,7 @@
 #pragma once
 
 #include "data/shard.h"
+#include "data/windows.h"
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +30,8 @@ struct LoaderOptions {
   int64_t seq_len = 1;        // T, a window holds T + 1 tokens
   int64_t vocab_size = 0;     // validate token ids against this (0: no check)
   int64_t bos_token_id = 1;
+  DataLayout layout = DataLayout::Stream;
+  std::string seq_len_name = "training.seq_len";  // what sets T, for messages
   uint64_t seed = 0;
   bool shuffle = true;
   int rank = 0;
@@ -41,6 +43,7 @@ struct LoaderPosition {
   uint64_t windows_per_epoch = 0;  // to detect resuming on different data
   uint64_t seed = 0;
   bool shuffle = true;
+  DataLayout layout = DataLayout::Stream;
 };
 
 class DataLoader {
@@ -58,9 +61,13 @@ public:
   int64_t total_tokens() const;
   const std::vector<Shard>& shards() const { return shards_; }
 
+  // The inputs of the first S windows in file order, unshuffled, as the periodic analysis and `softpick
+  // analyze` read them: (S, T). S <= windows_per_epoch(). Leaves the position alone.
+  std::vector<int32_t> first_inputs(int64_t S) const;
+
   LoaderPosition position() const { return pos_; }
-  // Restores a saved position. The data must have the same number of windows per epoch and the same
-  // seed and shuffle setting; the world size and rank may differ. Throws an Error otherwise.
+  // Restores a saved position. The data must have the same number of windows per epoch, layout, seed
+  // and shuffle setting; the world size and rank may differ. Throws an Error otherwise.
   void restore(const LoaderPosition& p);
   void rewind() { pos_.consumed = 0; }
 
@@ -72,7 +79,7 @@ private:
   LoaderOptions opt_;
   std::string what_;
   std::vector<Shard> shards_;
-  std::vector<uint64_t> windows_;  // windows per shard
+  std::vector<ShardWindows> windows_;  // one per shard
   uint64_t windows_per_epoch_ = 0;
   LoaderPosition pos_;
   std::unique_ptr<Epoch> epoch_;

@@ -235,7 +235,7 @@ TaskResult evaluate_task(Decoder& dec, const EvalTask& task, const Tokenizer* to
 }
 
 ValResult evaluate_val(Decoder& dec, const std::vector<std::string>& files, int64_t max_tokens,
-                       int64_t bos_token_id, const std::string& what) {
+                       int64_t bos_token_id, DataLayout layout, const std::string& what) {
   const auto t0 = Clock::now();
   const int64_t T = dec.capacity();
   LoaderOptions lo;
@@ -243,6 +243,8 @@ ValResult evaluate_val(Decoder& dec, const std::vector<std::string>& files, int6
   lo.seq_len = T;
   lo.vocab_size = dec.vocab_size();
   lo.bos_token_id = bos_token_id;
+  lo.layout = layout;
+  lo.seq_len_name = "--seq-len";
   lo.shuffle = false;
   DataLoader loader(files, lo, what);
   int64_t windows = int64_t(loader.windows_per_epoch());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "data/tokenizer.h"
+#include "data/windows.h"
 #include "eval/task_file.h"
 #include "model/decode.h"
 
@@ -87,9 +88,9 @@ struct ValResult {
   double seconds = 0;
 };
 
-// Mean loss over the unshuffled windows of T + 1 tokens of the shards (T = the decoder's capacity), the
-// windows the trainer's evaluation uses; at most max_tokens predicted tokens when > 0.
+// Mean loss over the unshuffled windows of T + 1 tokens of the shards (T = the decoder's capacity) cut in
+// `layout`, the windows the trainer's evaluation uses; at most max_tokens predicted tokens when > 0.
 ValResult evaluate_val(Decoder& dec, const std::vector<std::string>& files, int64_t max_tokens,
-                       int64_t bos_token_id, const std::string& what);
+                       int64_t bos_token_id, DataLayout layout, const std::string& what);
 
 }  // namespace sp

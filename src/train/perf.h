@@ -1,10 +1,13 @@
 // Throughput accounting: MFU against the backend's peak (Backend::peak_flops), as the trainer
-// and `softpick bench` report it, and a stopwatch.
+// and `softpick bench` report it, a stopwatch, and the training loop's remaining-time estimate.
 #pragma once
 
 #include "backend/backend.h"
 
+#include <array>
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 namespace sp {
@@ -28,5 +31,27 @@ public:
 private:
   std::chrono::steady_clock::time_point start_;
 };
+
+// The progress line's remaining time: the training steps left at the mean time of the steps timed so far,
+// plus the periodic work left (evaluations, analyses, samples, checkpoints) at the mean time of each kind
+// done so far (a kind not done yet counts as free). The first step after a start or a resume warms up
+// (allocations, first launches, page faults) and is not counted, and there is no estimate until two more
+// steps are timed, so the first lines never extrapolate from one step.
+class RunEta {
+public:
+  enum Work { kStep, kEval, kAnalysis, kSample, kCheckpoint, kWorkKinds };
+  using Counts = std::array<int64_t, kWorkKinds>;
+
+  void add(Work w, double seconds);
+  std::optional<double> seconds_left(const Counts& remaining) const;
+
+private:
+  bool warmed_up_ = false;
+  std::array<double, kWorkKinds> seconds_{};
+  Counts done_{};
+};
+
+// How many of the steps s in [first, last) have s % interval == 0 (interval > 0); 0 for an empty range.
+int64_t multiples_in(int64_t first, int64_t last, int64_t interval);
 
 }  // namespace sp

@@ -90,21 +90,12 @@ LoaderOptions loader_options(const Config& c, bool shuffle, const Communicator& 
   o.seq_len = c.training.seq_len;
   o.vocab_size = c.model.vocab_size;
   o.bos_token_id = c.model.bos_token_id;
+  o.layout = parse_data_layout(c.data.layout);
   o.seed = uint64_t(c.training.seed);
   o.shuffle = shuffle;
   return o;
 }
 
-
-// The first S windows of a dataset, T tokens each (the inputs only), for the periodic analysis.
-std::vector<int32_t> first_windows(const DataLoader& data, int64_t S, int64_t T) {
-  std::vector<int32_t> tokens(size_t(S * T));
-  int64_t s = 0;
-  for (const auto& shard : data.shards())
-    for (int64_t w = 0; s < S && (w + 1) * T < shard.size(); ++w, ++s)
-      shard.read(w * T, std::span<int32_t>(tokens.data() + s * T, size_t(T)));
-  return tokens;
-}
 
 // Sink rate, kurtosis, largest activation and sparsity of the current weights (docs/analysis.md).
 nlohmann::ordered_json periodic_analysis(Model& model, const std::vector<int32_t>& tokens, int64_t S, int64_t T,
@@ -117,6 +108,19 @@ nlohmann::ordered_json periodic_analysis(Model& model, const std::vector<int32_t
   spdlog::info("step {:>6} | sink rate {:.2f}% | kurtosis {:.1f} | max |act| {:.2f} | attention zeros {:.1f}%", step,
                100 * r.sink_rate(), all.kurtosis(), all.max_abs(), 100 * r.sparsity_all().zero_fraction());
   return j;
+}
+
+// What is left of the run after `done` steps, for the ETA: training steps, and the evaluations, analyses,
+// samples and checkpoint saves the loop and its end will still do.
+RunEta::Counts remaining_work(const Config& c, int64_t done) {
+  const int64_t steps = c.training.steps, ci = c.checkpoint.interval;
+  RunEta::Counts n{};
+  n[RunEta::kStep] = steps - done;
+  n[RunEta::kEval] = multiples_in(done, steps, c.logging.eval_interval) + 1;  // + the final one
+  n[RunEta::kAnalysis] = c.logging.analysis_interval ? multiples_in(done, steps, *c.logging.analysis_interval) : 0;
+  n[RunEta::kSample] = multiples_in(std::max<int64_t>(done, 1), steps, c.logging.sample_interval) + 1;
+  n[RunEta::kCheckpoint] = multiples_in(done, steps + 1, ci) + (steps % ci != 0 ? 1 : 0);
+  return n;
 }
 
 // The reused host buffers of a micro-batch: windows (B, T+1) -> inputs, targets (B, T).
@@ -259,7 +263,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   // the fixed validation sequences of the periodic analysis (rank 0 measures them)
   const int64_t analysis_S = std::min<int64_t>(cfg.logging.analysis_samples, int64_t(val_data.windows_per_epoch()));
   std::vector<int32_t> analysis_tokens;
-  if (rank0 && cfg.logging.analysis_interval) analysis_tokens = first_windows(val_data, analysis_S, T);
+  if (rank0 && cfg.logging.analysis_interval) analysis_tokens = val_data.first_inputs(analysis_S);
   std::optional<MetricsLog> metrics;  // rank 0 writes the metrics
   if (rank0) {
     const std::string metrics_path = (run_dir / "metrics.jsonl").string();
@@ -292,8 +296,10 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
   summary.steps_done = state.step;
   Batch batch{std::vector<int32_t>(size_t(B * (T + 1))), {}, {}};
   Stopwatch run_clock;
+  RunEta eta;
   bool memory_logged = false;
   for (int64_t step = state.step; step < cfg.training.steps; ++step) {
+    Stopwatch work_clock;  // times each periodic task for the ETA
     if (step % cfg.logging.eval_interval == 0) {
       check_replicas(model, *comm, step);
       const double val = evaluate(model, acts, val_data, val_batches, B, T, *comm);
@@ -301,13 +307,19 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
       summary.last_val_loss = val;
       record({{"type", "eval"}, {"step", step}, {"val_loss", val}});
       spdlog::info("step {:>6} | val loss {:.4f}", step, val);
+      eta.add(RunEta::kEval, work_clock.seconds());
     }
-    if (rank0 && cfg.logging.analysis_interval && step % *cfg.logging.analysis_interval == 0)
+    if (rank0 && cfg.logging.analysis_interval && step % *cfg.logging.analysis_interval == 0) {
+      work_clock.reset();
       record(periodic_analysis(model, analysis_tokens, analysis_S, T, step));
+      eta.add(RunEta::kAnalysis, work_clock.seconds());
+    }
     if (rank0 && step > 0 && step % cfg.logging.sample_interval == 0) {
+      work_clock.reset();
       const std::string text = sample_text(sampler, tokenizer, cfg, step);
       record({{"type", "sample"}, {"step", step}, {"text", text}});
       spdlog::info("sample at step {}:\n{}", step, text);
+      eta.add(RunEta::kSample, work_clock.seconds());
     }
 
     if (fault_requested("error-at-step", step)) fail("injected fault at step {} (SOFTPICK_FAULT)", step);
@@ -326,6 +338,7 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     comm->watch();    // the step's last collectives (ZeRO-1's all-gather) and kernels may still be queued
     backend->sync();
     const double dt = step_clock.seconds();
+    eta.add(RunEta::kStep, dt);
     const double tokens_per_s = double(B * T * accum * comm->size()) / dt;
     const double step_mfu = mfu(tokens_per_s * derived.flops_per_token, peak_flops * comm->size());
     if (!memory_logged) memory_logged = log_memory(*backend, cfg, comm->size());
@@ -336,14 +349,16 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
                    {"tokens_per_s", tokens_per_s}, {"mfu", step_mfu}, {"step_ms", dt * 1e3},
                    {"skipped", !finite}, {"elapsed_s", run_clock.seconds()}});
     if (step % cfg.logging.log_interval == 0 || state.step == cfg.training.steps) {
-      const double done = double(state.step - (summary.resumed_from < 0 ? 0 : summary.resumed_from));
-      const double eta = double(cfg.training.steps - state.step) * run_clock.seconds() / done;
+      const auto left = eta.seconds_left(remaining_work(cfg, state.step));
       spdlog::info("step {:>6}/{} | loss {:.4f} | lr {:.2e} | norm {:.3f} | {:.0f} tok/s | MFU {} | ETA {}",
                    step, cfg.training.steps, mean_loss, lr, norm, tokens_per_s, format_mfu(step_mfu),
-                   format_duration(eta));
+                   left ? format_duration(*left) : "--");
     }
-    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop)
+    if (state.step % cfg.checkpoint.interval == 0 || state.step == cfg.training.steps || stop) {
+      work_clock.reset();
       save_run_checkpoint(cfg, state, model, optimizer, *comm);
+      eta.add(RunEta::kCheckpoint, work_clock.seconds());
+    }
     if (stop) {
       spdlog::warn("stop requested: stopped after step {}", step);
       summary.interrupted = true;
