@@ -21,6 +21,7 @@
 #include "attention.cuh"
 #include "attention_mma.cuh"
 #include "attention_policy.cuh"
+#include "reduce.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -161,8 +162,9 @@ __device__ void stage_rows(float* tile, const float (&acc)[kR][kCd], float scale
 
 // out, lse for query rows i0 .. i0 + 63 of head blockIdx.y in batch blockIdx.z (docs/attention.md §8).
 template <class N, int D, class T>
-__global__ void attention_forward_kernel(const T* q, const T* k, const T* v, T* out, float* lse, int64_t Tq,
-                                         int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset, float eps) {
+__global__ void attention_forward_kernel(const T* q, const T* k, const T* v, const T* sinks, T* out, float* lse,
+                                         int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t q_offset,
+                                         float eps) {
   constexpr int kR = kFwdBlockQ / kRowGroups, kC = kFwdBlockK / kLanesPerRow, kCd = D / kLanesPerRow;
   SP_DYNAMIC_SHARED(float, smem);
   const ForwardTiles<D> t(&smem[0]);
@@ -179,9 +181,10 @@ __global__ void attention_forward_kernel(const T* q, const T* k, const T* v, T* 
 
   load_tile<kFwdBlockQ, D>(t.q, q + qrow * D, ldq, nq);
   float shift[kR], den[kR], acc[kR][kCd] = {};  // den: this lane's part of the row's denominator
+  const attn::RowStart start = attn::row_start<N>(attn::sink_logit(sinks, h));
   for (int r = 0; r < kR; ++r) {
-    shift[r] = N::kInitialShift;
-    den[r] = 0.0f;
+    shift[r] = start.c;
+    den[r] = tx == 0 ? start.l : 0.0f;  // the sink's term counts once, in lane 0's part
   }
   // Key 0 is in the first tile and every row sees it, so every shift is finite after that tile.
   for (int64_t j0 = 0; j0 < kend; j0 += kFwdBlockK) {
@@ -248,6 +251,33 @@ __global__ void attention_delta_kernel(const T* out, const T* dout, float* delta
     const int64_t h = row % H, t = row / H % Tq, b = row / H / Tq;
     delta[(b * H + h) * Tq + t] = sum;
   }
+}
+
+// The sink logits' gradient by parts of consecutive positions (reduce.cuh's split_rows): block p sums, for
+// each head, -exp(s_h - lse) rowsum(out * dout) over its positions in order, in fp64, into row p of
+// ds_parts (parts, H); warp w takes heads w, w + 4, ..., its lanes the D entries, and lane k keeps head
+// w + 4 k, so no two threads add to the same sum.
+template <class T>
+__global__ void attention_sink_backward_kernel(double* ds_parts, const T* out, const T* dout, const float* lse,
+                                               const T* sinks, int64_t BT, int64_t Tq, int64_t H, int D,
+                                               int64_t rows_per_part) {
+  constexpr int kWarps = kThreads / 32;
+  const int lane = int(threadIdx.x % 32), warp = int(threadIdx.x / 32);
+  const int64_t p0 = int64_t(blockIdx.x) * rows_per_part, p1 = p0 + rows_per_part < BT ? p0 + rows_per_part : BT;
+  double ds = 0;  // of head warp + lane * kWarps
+  for (int64_t bt = p0; bt < p1; ++bt) {
+    const int64_t b = bt / Tq, t = bt % Tq;
+    for (int64_t h = warp; h < H; h += kWarps) {
+      const size_t row = size_t(bt * H + h) * size_t(D);  // (b, t, h)
+      float dot = 0.0f;  // delta, as attention_delta_kernel forms it
+      for (int d = lane; d < D; d += 32) dot += to_float(out[row + d]) * to_float(dout[row + d]);
+      dot = warp_reduce(dot, SumOp{});
+      const float p_sink = expf(to_float(sinks[h]) - lse[(b * H + h) * Tq + t]);
+      if (h / kWarps == lane) ds -= double(p_sink) * double(dot);
+    }
+  }
+  const int64_t h = warp + int64_t(lane) * kWarps;
+  if (h < H) ds_parts[blockIdx.x * H + h] = ds;
 }
 
 // dk, dv for keys j0 .. j0 + 31 of kv head blockIdx.y in batch blockIdx.z: every query row of the group's
@@ -373,12 +403,13 @@ unsigned blocks_of(int64_t n, int64_t block) { return unsigned((n + block - 1) /
 }  // namespace
 
 template <class T>
-void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
-                            cudaStream_t s) {
+void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                            float* lse, cudaStream_t s) {
   check_args(a);
   SP_ASSERT(q && k && v && out && lse, "attention_forward_cuda: null pointer");
+  SP_ASSERT(a.norm != Normaliser::Sink || sinks, "attention_forward_cuda: learned sinks need their logits");
   if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-    return attention_forward_mma_cuda(a, q, k, v, out, lse, s);  // tensor cores (attention_mma.cu)
+    return attention_forward_mma_cuda(a, q, k, v, sinks, out, lse, s);  // tensor cores (attention_mma.cu)
   }
   const dim3 grid(blocks_of(a.Tq, kFwdBlockQ), unsigned(a.H), unsigned(a.B));
   attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
@@ -386,8 +417,8 @@ void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, cons
     constexpr int D = decltype(head_dim)::value;
     constexpr size_t smem = ForwardTiles<D>::kFloats * sizeof(float);
     allow_dynamic_smem(attention_forward_kernel<N, D, T>, smem);
-    SP_LAUNCH((attention_forward_kernel<N, D, T>), grid, dim3(kThreads), smem, s, q, k, v, out, lse, a.Tq, a.Tk, a.H,
-              a.Hkv, a.q_offset, a.softpick_eps);
+    SP_LAUNCH((attention_forward_kernel<N, D, T>), grid, dim3(kThreads), smem, s, q, k, v, sinks, out, lse, a.Tq,
+              a.Tk, a.H, a.Hkv, a.q_offset, a.softpick_eps);
   });
 }
 
@@ -422,10 +453,34 @@ void attention_backward_cuda(const AttentionArgs& a, const T* q, const T* k, con
   });
 }
 
-template void attention_forward_cuda<float>(const AttentionArgs&, const float*, const float*, const float*, float*,
-                                            float*, cudaStream_t);
+size_t attention_sink_backward_scratch_bytes(const AttentionArgs& a) {
+  return split_rows(size_t(a.B * a.Tq)).count * size_t(a.H) * sizeof(double);
+}
+
+template <class T>
+void attention_sink_backward_cuda(const AttentionArgs& a, const T* out, const T* dout, const float* lse,
+                                  const T* sinks, float* dsinks, void* scratch, cudaStream_t s) {
+  check_args(a);
+  SP_ASSERT(a.norm == Normaliser::Sink && a.q_offset == 0, "attention_sink_backward_cuda: learned sinks, training");
+  SP_ASSERT(out && dout && lse && sinks && dsinks && scratch, "attention_sink_backward_cuda: null pointer");
+  SP_ASSERT(a.H <= kThreads, "attention_sink_backward_cuda: H={} heads, at most {}", a.H, kThreads);
+  const RowParts parts = split_rows(size_t(a.B * a.Tq));
+  double* ds_parts = static_cast<double*>(scratch);  // (parts.count, H)
+  SP_LAUNCH(attention_sink_backward_kernel<T>, unsigned(parts.count), dim3(kThreads), 0, s, ds_parts, out, dout, lse,
+            sinks, a.B * a.Tq, a.Tq, a.H, int(a.D), int64_t(parts.rows_per_part));
+  sum_row_parts_cuda(dsinks, ds_parts, parts.count, size_t(a.H), s);
+}
+
+template void attention_forward_cuda<float>(const AttentionArgs&, const float*, const float*, const float*,
+                                            const float*, float*, float*, cudaStream_t);
 template void attention_forward_cuda<__nv_bfloat16>(const AttentionArgs&, const __nv_bfloat16*, const __nv_bfloat16*,
-                                                    const __nv_bfloat16*, __nv_bfloat16*, float*, cudaStream_t);
+                                                    const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*,
+                                                    float*, cudaStream_t);
+template void attention_sink_backward_cuda<float>(const AttentionArgs&, const float*, const float*, const float*,
+                                                  const float*, float*, void*, cudaStream_t);
+template void attention_sink_backward_cuda<__nv_bfloat16>(const AttentionArgs&, const __nv_bfloat16*,
+                                                          const __nv_bfloat16*, const float*, const __nv_bfloat16*,
+                                                          float*, void*, cudaStream_t);
 template void attention_backward_cuda<float>(const AttentionArgs&, const float*, const float*, const float*,
                                              const float*, const float*, const float*, float*, float*, float*, void*,
                                              cudaStream_t);

@@ -1,4 +1,5 @@
-// Causal attention on the GPU, forward and backward, for softmax, softpick and rectified softmax, with the
+// Causal attention on the GPU, forward and backward, for softmax, softpick, rectified softmax and softmax with a
+// sink (softmax1, learned sinks: one more denominator term exp(s_h), docs/attention.md §6), with the
 // conventions of docs/attention.md and the CPU reference src/cpu/attention.h: scores s = q . k / sqrt(D),
 // masked keys take no part (not even in softpick's denominator), the shift is floored at 0 for softpick and
 // rectified, eps is added after the shift, empty rows output exact zeros with lse = +inf.
@@ -38,10 +39,18 @@ struct AttentionArgs {
   bool atomic_dq = false;         // backward, bf16: dq by fp32 atomics (training.attention_backward = atomic)
 };
 
-// out (B, Tq, H, D) and lse (B, H, Tq) from q (B, Tq, H, D), k and v (B, Tk, Hkv, D).
+// out (B, Tq, H, D) and lse (B, H, Tq) from q (B, Tq, H, D), k and v (B, Tk, Hkv, D); sinks (H): the sink
+// logits for Normaliser::Sink, nullptr otherwise (softmax1's are 0).
 template <class T>
-void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
-                            cudaStream_t s);
+void attention_forward_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                            float* lse, cudaStream_t s);
+
+// Learned sinks: dsinks (H) += -sum over (b, t) of exp(sinks[h] - lse) rowsum(out * dout), in a fixed order
+// (deterministic). scratch: attention_sink_backward_scratch_bytes(a) bytes of device memory.
+size_t attention_sink_backward_scratch_bytes(const AttentionArgs& a);
+template <class T>
+void attention_sink_backward_cuda(const AttentionArgs& a, const T* out, const T* dout, const float* lse,
+                                  const T* sinks, float* dsinks, void* scratch, cudaStream_t s);
 
 // Bytes of device scratch the backward pass needs: delta = rowsum(out * dout), (B, H, Tq) fp32, and with
 // atomic_dq the fp32 dq accumulator (B, Tq, H, D).

@@ -7,6 +7,7 @@
 //            to scratch.
 //   merge    a block per (query row, head, batch): c = max over the splits, l and acc summed with the
 //            factors exp(c_s - c), then row_end gives 1 / denominator and lse, as in the training kernels.
+//            A sink (softmax1, learned sinks) is one more state, (s, 1, 0), merged here once per row.
 // Every sum runs in an order fixed by the sizes: the results are deterministic.
 #include "common.cuh"
 
@@ -104,13 +105,15 @@ __global__ void __launch_bounds__(kThreads) attention_decode_partial_kernel(
 }
 
 template <class N, int D, class T>
-__global__ void __launch_bounds__(kThreads) attention_decode_merge_kernel(const float* part, T* out, float* lse,
-                                                                          int64_t Tq, int64_t H, int splits, float eps) {
+__global__ void __launch_bounds__(kThreads) attention_decode_merge_kernel(const float* part, const T* sinks, T* out,
+                                                                          float* lse, int64_t Tq, int64_t H, int splits,
+                                                                          float eps) {
   const int64_t t = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
   const float* states = part + (((size_t(b) * H + h) * Tq + t) * splits) * kStateFloats<D>;
-  float cmax = states[0];
-  for (int s = 1; s < splits; ++s) cmax = fmaxf(cmax, states[s * kStateFloats<D>]);
-  float l = 0.0f;
+  const attn::RowStart start = attn::row_start<N>(attn::sink_logit(sinks, h));  // (c, l) of no key, or the sink
+  float cmax = start.c;
+  for (int s = 0; s < splits; ++s) cmax = fmaxf(cmax, states[s * kStateFloats<D>]);
+  float l = start.l == 0.0f ? 0.0f : (start.c == cmax ? 1.0f : expf(start.c - cmax)) * start.l;
   for (int s = 0; s < splits; ++s) {
     const float* st = states + s * kStateFloats<D>;
     l += (st[0] == cmax ? 1.0f : expf(st[0] - cmax)) * st[1];
@@ -144,8 +147,8 @@ size_t attention_decode_scratch_bytes(const AttentionArgs& a) {
 }
 
 template <class T>
-void attention_decode_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
-                           void* scratch, cudaStream_t s) {
+void attention_decode_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                           float* lse, void* scratch, cudaStream_t s) {
   SP_ASSERT(a.B >= 1 && a.Tq >= 1 && a.Tq <= a.Tk && a.q_offset == a.Tk - a.Tq && a.H % a.Hkv == 0,
             "attention_decode_cuda: B={} Tq={} Tk={} H={} Hkv={} q_offset={}", a.B, a.Tq, a.Tk, a.H, a.Hkv, a.q_offset);
   SP_ASSERT(q && k && v && out && lse && scratch, "attention_decode_cuda: null pointer");
@@ -157,13 +160,14 @@ void attention_decode_cuda(const AttentionArgs& a, const T* q, const T* k, const
     SP_LAUNCH((attention_decode_partial_kernel<N, D, T>), dim3(unsigned(a.Tq * splits), unsigned(a.H), unsigned(a.B)),
               dim3(kThreads), 0, s, q, k, v, part, a.Tq, a.Tk, a.H, a.Hkv, a.q_offset, splits);
     SP_LAUNCH((attention_decode_merge_kernel<N, D, T>), dim3(unsigned(a.Tq), unsigned(a.H), unsigned(a.B)),
-              dim3(kThreads), 0, s, part, out, lse, a.Tq, a.H, splits, a.softpick_eps);
+              dim3(kThreads), 0, s, part, sinks, out, lse, a.Tq, a.H, splits, a.softpick_eps);
   });
 }
 
-template void attention_decode_cuda<float>(const AttentionArgs&, const float*, const float*, const float*, float*,
-                                           float*, void*, cudaStream_t);
+template void attention_decode_cuda<float>(const AttentionArgs&, const float*, const float*, const float*,
+                                           const float*, float*, float*, void*, cudaStream_t);
 template void attention_decode_cuda<__nv_bfloat16>(const AttentionArgs&, const __nv_bfloat16*, const __nv_bfloat16*,
-                                                   const __nv_bfloat16*, __nv_bfloat16*, float*, void*, cudaStream_t);
+                                                   const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, float*,
+                                                   void*, cudaStream_t);
 
 }  // namespace sp::cuda

@@ -18,9 +18,10 @@ bool attention_decode_applies(const AttentionArgs& a);
 int attention_decode_splits(const AttentionArgs& a);
 size_t attention_decode_scratch_bytes(const AttentionArgs& a);
 
-// out (B, Tq, H, D) and lse (B, H, Tq), as attention_forward_cuda; scratch: attention_decode_scratch_bytes(a).
+// out (B, Tq, H, D) and lse (B, H, Tq), as attention_forward_cuda (sinks likewise); scratch:
+// attention_decode_scratch_bytes(a).
 template <class T>
-void attention_decode_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, T* out, float* lse,
-                           void* scratch, cudaStream_t s);
+void attention_decode_cuda(const AttentionArgs& a, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                           float* lse, void* scratch, cudaStream_t s);
 
 }  // namespace sp::cuda

@@ -177,8 +177,8 @@ __device__ __forceinline__ void add_wx(float (&acc)[D / 8][4], const float (&w)[
 // out, lse for query rows i0 .. i0 + 63 of head blockIdx.y in batch blockIdx.z.
 template <class N, int D>
 __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
-    const bf16* q, const bf16* k, const bf16* v, bf16* out, float* lse, int64_t Tq, int64_t Tk, int64_t H,
-    int64_t Hkv, int64_t q_offset, float eps) {
+    const bf16* q, const bf16* k, const bf16* v, const bf16* sinks, bf16* out, float* lse, int64_t Tq, int64_t Tk,
+    int64_t H, int64_t Hkv, int64_t q_offset, float eps) {
   constexpr int kDimTiles = D / 8;  // n8 accumulator tiles of O
   static_assert(D % 16 == 0 && kDimTiles % 2 == 0, "head dims are multiples of 16");
   using U = attn::Base2;
@@ -204,8 +204,10 @@ __global__ void __launch_bounds__(kThreads) attention_forward_mma_kernel(
   cp_async_commit();
 
   float o[kDimTiles][4] = {};       // output accumulator: rows g, g + 8; columns 8 n + 2 tq, + 1
-  float shift[2], den[2] = {0, 0};  // per row (g, g + 8): running shift, this lane's part of the denominator
-  shift[0] = shift[1] = N::kInitialShift;
+  float shift[2], den[2];  // per row (g, g + 8): running shift, this lane's part of the denominator
+  const attn::RowStart start = attn::row_start<N, U>(attn::sink_logit(sinks, h));
+  shift[0] = shift[1] = start.c;
+  den[0] = den[1] = tq == 0 ? start.l : 0.0f;  // the sink's term counts once, in the quad's first lane
   const int64_t row0 = q_offset + i0 + warp * kRowsPerWarp + g;  // position of this lane's row g
 
   for (int j = 0; j < tiles; ++j) {
@@ -511,16 +513,16 @@ __global__ void __launch_bounds__(256) scale_to_bf16_kernel(const float* acc, bf
 
 }  // namespace
 
-void attention_forward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf16* k, const bf16* v, bf16* out,
-                                float* lse, cudaStream_t s) {
+void attention_forward_mma_cuda(const AttentionArgs& a, const bf16* q, const bf16* k, const bf16* v,
+                                const bf16* sinks, bf16* out, float* lse, cudaStream_t s) {
   const dim3 grid(blocks_for(size_t(a.Tq), kBlockQ), unsigned(a.H), unsigned(a.B));
   attn::dispatch_attention(a.norm, a.D, [&](auto norm, auto head_dim) {
     using N = decltype(norm);
     constexpr int D = decltype(head_dim)::value;
     constexpr size_t smem = Tiles<D>::kElems * sizeof(bf16);
     allow_dynamic_smem(attention_forward_mma_kernel<N, D>, smem);
-    SP_LAUNCH((attention_forward_mma_kernel<N, D>), grid, dim3(kThreads), smem, s, q, k, v, out, lse, a.Tq, a.Tk,
-              a.H, a.Hkv, a.q_offset, a.softpick_eps);
+    SP_LAUNCH((attention_forward_mma_kernel<N, D>), grid, dim3(kThreads), smem, s, q, k, v, sinks, out, lse, a.Tq,
+              a.Tk, a.H, a.Hkv, a.q_offset, a.softpick_eps);
   });
 }
 

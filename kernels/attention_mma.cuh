@@ -7,9 +7,11 @@
 
 namespace sp::cuda {
 
-// out (B, Tq, H, D) and lse (B, H, Tq) from q (B, Tq, H, D), k and v (B, Tk, Hkv, D); D in {32, 64, 128}.
+// out (B, Tq, H, D) and lse (B, H, Tq) from q (B, Tq, H, D), k and v (B, Tk, Hkv, D); D in {32, 64, 128};
+// sinks (H) or nullptr, as for attention_forward_cuda.
 void attention_forward_mma_cuda(const AttentionArgs& a, const __nv_bfloat16* q, const __nv_bfloat16* k,
-                                const __nv_bfloat16* v, __nv_bfloat16* out, float* lse, cudaStream_t s);
+                                const __nv_bfloat16* v, const __nv_bfloat16* sinks, __nv_bfloat16* out, float* lse,
+                                cudaStream_t s);
 
 // Bytes of the fp32 dq accumulator the atomic mode needs (a.atomic_dq: (B, Tq, H, D) fp32), else 0.
 size_t attention_backward_mma_scratch_bytes(const AttentionArgs& a);

@@ -1,11 +1,12 @@
-// The attention normalisers as policies for the CUDA attention kernels: softmax, softpick and rectified
-// softmax (docs/attention.md §2-§5). A policy says what ONE score contributes; the kernels own the tiling,
+// The attention normalisers as policies for the CUDA attention kernels: softmax, softpick, rectified
+// softmax, and softmax with a sink (softmax1, learned sinks) (docs/attention.md §2-§6). A policy says what ONE score contributes; the kernels own the tiling,
 // the masking and the running state, so a tensor-core kernel can reuse these structs unchanged.
 //
 // The conventions are the CPU reference's (src/cpu/attention.cpp), which the kernels are tested against:
 //   * forward, online over key tiles. Per query row: a running shift c, starting at kInitialShift (-inf for
 //     softmax; 0 for softpick and rectified, so that c = max(0, running max), docs §3.3), a running
-//     denominator l and an accumulator acc. When a tile moves the shift from c to c', l and acc are
+//     denominator l starting at 0, and an accumulator acc; with a sink (kSink), c starts at the sink logit
+//     and l at 1, the sink's own term (row_start). When a tile moves the shift from c to c', l and acc are
 //     multiplied by exp(c - c') (exact for every normaliser, §3.2), then each VISIBLE score x of the tile
 //     adds term(x, c', exp(-c')): w to the weight of its value row, den to l (in either unit of scores,
 //     Natural or Base2 below). Masked keys never reach a
@@ -20,6 +21,7 @@
 #pragma once
 
 #include "common.cuh"
+#include "device_util.cuh"
 
 #include "backend/op_args.h"
 
@@ -35,10 +37,12 @@ namespace sp::cuda::attn {
 // the denominator terms are exponentials (unit-free), and the thresholds at 0 keep their sign.
 struct Natural {
   __device__ static float exp(float x) { return expf(x); }
+  __device__ static float from_natural(float x) { return x; }
   __device__ static float natural_log(float c, float den) { return c + logf(den); }  // ln(e^c den)
 };
 struct Base2 {
   __device__ static float exp(float x) { return exp2f(x); }
+  __device__ static float from_natural(float x) { return x * 1.4426950408889634f; }  // x log2(e)
   // ln(2^c den) = (c + log2(den)) ln 2: lse is saved in natural units whatever the kernel's
   __device__ static float natural_log(float c, float den) { return (c + log2f(den)) * 0.693147180559945309f; }
 };
@@ -55,6 +59,7 @@ struct ScoreGrad {
 
 struct Softmax {
   static constexpr float kInitialShift = -INFINITY;
+  static constexpr bool kSink = false;
   template <class U = Natural>
   __device__ static Term term(float x, float c, float /*base*/) {
     const float w = U::exp(x - c);
@@ -71,6 +76,7 @@ struct Softmax {
 
 struct Softpick {
   static constexpr float kInitialShift = 0.0f;
+  static constexpr bool kSink = false;
   template <class U = Natural>
   __device__ static Term term(float x, float c, float base) {
     const float e = U::exp(x - c) - base;  // e^{-c} (e^x - 1)
@@ -101,6 +107,32 @@ struct Rectified : Softmax {
   }
 };
 
+// Softmax with one more denominator term exp(s), s the head's sink logit (docs §6): a key with score s and
+// a zero value row. Softmax1 is s = 0; Sink learns s. Every score's term and gradient is softmax's (the
+// gradient through lse, which holds the sink); only the row's start differs (row_start). The row is never
+// empty: its denominator is at least exp(s - c) > 0.
+struct SinkSoftmax : Softmax {
+  static constexpr bool kSink = true;
+};
+
+// The running state a row starts from, in units U: (kInitialShift, 0), or with a sink (s, 1): the sink's
+// term exp(s - c) = 1 at c = s, which the rescaling by exp(c - c') then carries like any other. `sink` is
+// the logit in natural units (0 for softmax1); the other policies ignore it.
+struct RowStart {
+  float c, l;
+};
+template <class N, class U = Natural>
+__device__ RowStart row_start(float sink) {
+  if constexpr (N::kSink) return {U::from_natural(sink), 1.0f};
+  else return {N::kInitialShift, 0.0f};
+}
+
+// The sink logit of head h: sinks[h] for learned sinks, 0 for softmax1 (sinks == nullptr).
+template <class T>
+__device__ float sink_logit(const T* sinks, int64_t h) {
+  return sinks ? to_f32(sinks[h]) : 0.0f;
+}
+
 struct RowEnd {
   float inv_den;  // output = acc * inv_den; 0 for an empty row, whose acc is 0: the output is exact zeros
   float lse;      // saved for the backward pass
@@ -114,14 +146,16 @@ __device__ RowEnd row_end(float c, float l, float eps) {
   return {1.0f / den, U::natural_log(c, den)};
 }
 
-// The one list of normalisers: calls f(Softmax{}), f(Softpick{}) or f(Rectified{}) for the runtime value,
-// so a launcher instantiates its kernel on the policy type.
+// The one list of normalisers: calls f(Softmax{}), f(Softpick{}), f(Rectified{}) or f(SinkSoftmax{}) for
+// the runtime value, so a launcher instantiates its kernel on the policy type.
 template <class F>
 void dispatch_normaliser(Normaliser n, F&& f) {
   switch (n) {
     case Normaliser::Softmax: f(Softmax{}); return;
     case Normaliser::Softpick: f(Softpick{}); return;
     case Normaliser::Rectified: f(Rectified{}); return;
+    case Normaliser::Softmax1:
+    case Normaliser::Sink: f(SinkSoftmax{}); return;
   }
   SP_ASSERT(false, "unknown normaliser {}", int(n));
 }

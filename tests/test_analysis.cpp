@@ -174,7 +174,8 @@ TEST_CASE("the maps the analysis builds, times V, are the model's flash attentio
   auto be = make_backend({"cpu"});
   const int64_t B = 2, T = 70;  // two sequences; T crosses the 64-key tile of the flash kernel
   for (auto [attention, ssmax] : {std::pair{"softmax", false}, std::pair{"softpick", false},
-                                  std::pair{"rectified", false}, std::pair{"softpick", true}}) {
+                                  std::pair{"rectified", false}, std::pair{"softpick", true},
+                                  std::pair{"softmax1", false}, std::pair{"sink", true}}) {
     INFO(attention << (ssmax ? " + SSMax" : ""));
     const ModelConfig cfg = tiny_model(attention, ssmax);
     Model model(cfg, *be);

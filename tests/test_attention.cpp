@@ -1,5 +1,6 @@
 // CPU attention: the naive reference against finite differences and hand-written formulas, the flash
-// version against the naive one, and the edge cases of softpick and rectified softmax (docs/attention.md).
+// version against the naive one, and the edge cases of softpick, rectified softmax and the sinks
+// (docs/attention.md).
 #include <catch2/catch.hpp>
 #include <omp.h>
 
@@ -35,10 +36,18 @@ double tol(double cond = 1) {
 constexpr double kFdStep = 1e-6;
 constexpr double kFdTol = 1e-6;
 
-const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified};
+const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified, Normaliser::Softmax1,
+                           Normaliser::Sink};
 
 const char* name(Normaliser n) {
-  return n == Normaliser::Softmax ? "softmax" : n == Normaliser::Softpick ? "softpick" : "rectified";
+  switch (n) {
+    case Normaliser::Softmax: return "softmax";
+    case Normaliser::Softpick: return "softpick";
+    case Normaliser::Rectified: return "rectified";
+    case Normaliser::Softmax1: return "softmax1";
+    case Normaliser::Sink: return "sink";
+  }
+  return "?";
 }
 
 // Inputs are drawn in double and rounded through float, so both precisions see exactly the same values
@@ -46,6 +55,7 @@ const char* name(Normaliser n) {
 struct Data {
   AttentionShape s;
   std::vector<double> q, k, v, dout;  // (B,T,H,D), (B,T,Hkv,D) x2, (B,T,H,D)
+  std::vector<double> sinks;          // (H) sink logits, read for Normaliser::Sink only
 };
 
 std::vector<double> randn(size_t n, std::mt19937_64& rng, double scale = 1) {
@@ -58,11 +68,14 @@ std::vector<double> randn(size_t n, std::mt19937_64& rng, double scale = 1) {
 Data make_data(AttentionShape s, uint64_t seed, double q_scale = 1) {
   std::mt19937_64 rng(seed);
   const size_t nq = size_t(s.B) * s.T * s.H * s.D, nk = size_t(s.B) * s.T * s.Hkv * s.D;
-  return {s, randn(nq, rng, q_scale), randn(nk, rng), randn(nk, rng), randn(nq, rng)};
+  Data d{s, randn(nq, rng, q_scale), randn(nk, rng), randn(nk, rng), randn(nq, rng), {}};
+  d.sinks = randn(size_t(s.H), rng);
+  return d;
 }
 
 struct Result {
   std::vector<double> out, dq, dk, dv;
+  std::vector<double> dsinks;  // (H), Sink only
   std::vector<double> lse;    // (B,H,T), flash only
   std::vector<double> probs;  // (B,H,T,T), naive only
 };
@@ -76,27 +89,40 @@ std::vector<double> back(const std::vector<F>& x) {
   return std::vector<double>(x.begin(), x.end());
 }
 
+// The sink logits an attention call takes: the data's for Sink, none otherwise.
+template <class F>
+const F* sinks_for(const AttentionShape& s, const std::vector<F>& sinks) {
+  return s.norm == Normaliser::Sink ? sinks.data() : nullptr;
+}
+
 template <class F>
 Result run_flash(const Data& d) {
   const AttentionShape& s = d.s;
-  auto q = to<F>(d.q), k = to<F>(d.k), v = to<F>(d.v), dout = to<F>(d.dout);
+  auto q = to<F>(d.q), k = to<F>(d.k), v = to<F>(d.v), dout = to<F>(d.dout), sinks = to<F>(d.sinks);
   std::vector<F> out(q.size()), lse(size_t(s.B) * s.H * s.T), dq(q.size()), dk(k.size()), dv(v.size());
-  sp::attention_forward(s, q.data(), k.data(), v.data(), out.data(), lse.data());
+  std::vector<F> dsinks(sinks.size(), F(0));
+  sp::attention_forward(s, q.data(), k.data(), v.data(), sinks_for(s, sinks), out.data(), lse.data());
   sp::attention_backward(s, q.data(), k.data(), v.data(), out.data(), dout.data(), lse.data(), dq.data(),
                          dk.data(), dv.data());
-  return {back(out), back(dq), back(dk), back(dv), back(lse), {}};
+  if (s.norm == Normaliser::Sink)
+    sp::attention_sink_backward(s, out.data(), dout.data(), lse.data(), sinks.data(), dsinks.data());
+  Result r{back(out), back(dq), back(dk), back(dv), {}, back(lse), {}};
+  if (s.norm == Normaliser::Sink) r.dsinks = back(dsinks);
+  return r;
 }
 
 template <class F>
 Result run_naive(const Data& d) {
   const AttentionShape& s = d.s;
-  auto q = to<F>(d.q), k = to<F>(d.k), v = to<F>(d.v), dout = to<F>(d.dout);
+  auto q = to<F>(d.q), k = to<F>(d.k), v = to<F>(d.v), dout = to<F>(d.dout), sinks = to<F>(d.sinks);
   std::vector<F> out(q.size()), probs(size_t(s.B) * s.H * s.T * s.T), dq(q.size()), dk(k.size()),
-      dv(v.size());
-  sp::attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
-  sp::attention_naive_backward(s, q.data(), k.data(), v.data(), probs.data(), dout.data(), dq.data(),
-                               dk.data(), dv.data());
-  return {back(out), back(dq), back(dk), back(dv), {}, back(probs)};
+      dv(v.size()), dsinks(sinks.size(), F(0));
+  sp::attention_naive_forward(s, q.data(), k.data(), v.data(), sinks_for(s, sinks), out.data(), probs.data());
+  sp::attention_naive_backward(s, q.data(), k.data(), v.data(), sinks_for(s, sinks), probs.data(), dout.data(),
+                               dq.data(), dk.data(), dv.data(), dsinks.data());
+  Result r{back(out), back(dq), back(dk), back(dv), {}, {}, back(probs)};
+  if (s.norm == Normaliser::Sink) r.dsinks = back(dsinks);
+  return r;
 }
 
 double rel_err(const std::vector<double>& a, const std::vector<double>& ref) {
@@ -125,6 +151,8 @@ void check_flash_matches(const Data& d, double cond = 1) {
   CHECK(rel_err(got.dq, ref.dq) <= tol<F>(cond));
   CHECK(rel_err(got.dk, ref.dk) <= tol<F>(cond));
   CHECK(rel_err(got.dv, ref.dv) <= tol<F>(cond));
+  CHECK(got.dsinks.size() == ref.dsinks.size());
+  if (!ref.dsinks.empty()) CHECK(rel_err(got.dsinks, ref.dsinks) <= tol<F>(cond) * double(d.s.B * d.s.T));
 }
 
 // Smallest and largest |score| over the visible (b, h, i, j).
@@ -162,7 +190,8 @@ TEST_CASE("naive attention gradients match finite differences", "[unit][attentio
 
     std::vector<double> out(d.q.size()), probs(size_t(s.B) * s.H * s.T * s.T);
     auto loss = [&](const Data& x) {  // L = sum(out * R), R = d.dout
-      sp::attention_naive_forward(s, x.q.data(), x.k.data(), x.v.data(), out.data(), probs.data());
+      sp::attention_naive_forward(s, x.q.data(), x.k.data(), x.v.data(), sinks_for(s, x.sinks), out.data(),
+                                  probs.data());
       return std::inner_product(out.begin(), out.end(), d.dout.begin(), 0.0);
     };
     auto fd_check = [&](std::vector<double> Data::*field, const std::vector<double>& analytic) {
@@ -178,6 +207,12 @@ TEST_CASE("naive attention gradients match finite differences", "[unit][attentio
     CHECK(fd_check(&Data::q, an.dq) <= kFdTol);
     CHECK(fd_check(&Data::k, an.dk) <= kFdTol);
     CHECK(fd_check(&Data::v, an.dv) <= kFdTol);
+    if (norm == Normaliser::Sink) {
+      CHECK(fd_check(&Data::sinks, an.dsinks) <= kFdTol);
+      CHECK(*std::max_element(an.dsinks.begin(), an.dsinks.end(), [](double a, double b) {
+        return std::abs(a) < std::abs(b);
+      }) != 0);
+    }
     // The gradients are not trivially zero.
     CHECK(*std::max_element(an.dq.begin(), an.dq.end()) > 1e-3);
   }
@@ -381,5 +416,40 @@ TEST_CASE("softpick by hand: masked keys stay out, x = 0 takes sgn = -1", "[unit
     CHECK(std::abs(r.dq[3] - dq1_1) <= tol<double>() * std::abs(dq1_1));
     if (pass == 0) CHECK(std::abs(r.lse[1] - lse1) <= tol<double>() * std::max(1.0, std::abs(lse1)));
     if (pass == 1) CHECK(rel_err(r.probs, {y00, 0, 0, y11}) <= tol<double>());
+  }
+}
+
+TEST_CASE("softmax1 and learned sinks by hand: the sink's term in every denominator, its gradient",
+          "[unit][attention]") {
+  // T = 2, D = 2, one head, k0 = (1, 0), k1 = (0, 1): x_ij = q_i[j] / sqrt(2). With sink logit s (0 for
+  // softmax1) row i's weights are y_ij = e^{x_ij} / (e^s + sum_{j <= i} e^{x_ij}): the sink takes
+  // p_i = e^s / den_i of the mass and adds nothing to the output. dL/ds = -sum_i p_i delta_i.
+  for (Normaliser norm : {Normaliser::Softmax1, Normaliser::Sink}) {
+    AttentionShape s{1, 2, 1, 1, 2};
+    s.norm = norm;
+    const double c = 1 / std::sqrt(2.0), sink = norm == Normaliser::Sink ? 0.7 : 0.0;
+    const Data d{s, {0.8, 0.3, -0.4, 1.2}, {1, 0, 0, 1}, {1, 2, 3, -1}, {0.5, -1, 2, 0.25}, {sink}};
+    const double x00 = 0.8 * c, x10 = -0.4 * c, x11 = 1.2 * c;
+    const double den0 = std::exp(sink) + std::exp(x00), den1 = std::exp(sink) + std::exp(x10) + std::exp(x11);
+    const double y00 = std::exp(x00) / den0, y10 = std::exp(x10) / den1, y11 = std::exp(x11) / den1;
+    const std::vector<double> out = {y00 * 1, y00 * 2, y10 * 1 + y11 * 3, y10 * 2 + y11 * -1};
+    const double dp00 = 0.5 * 1 + -1 * 2, dp10 = 2 * 1 + 0.25 * 2, dp11 = 2 * 3 + 0.25 * -1;
+    const double delta0 = y00 * dp00, delta1 = y10 * dp10 + y11 * dp11;
+    const double dsink = -(std::exp(sink) / den0 * delta0 + std::exp(sink) / den1 * delta1);
+    const double dx11 = y11 * (dp11 - delta1);  // softmax's gradient, given the denominators
+    INFO(name(norm));
+    for (int pass = 0; pass < 2; ++pass) {
+      const Result r = pass == 0 ? run_flash<double>(d) : run_naive<double>(d);
+      INFO((pass == 0 ? "flash" : "naive"));
+      CHECK(rel_err(r.out, out) <= tol<double>());
+      CHECK(std::abs(r.dq[3] - c * dx11) <= tol<double>());
+      if (pass == 0) CHECK(std::abs(r.lse[1] - std::log(den1)) <= tol<double>());
+      if (pass == 1) CHECK(rel_err(r.probs, {y00, 0, y10, y11}) <= tol<double>());
+      if (norm == Normaliser::Sink) {
+        REQUIRE(r.dsinks.size() == 1);
+        CHECK(std::abs(r.dsinks[0] - dsink) <= tol<double>());
+      }
+    }
+    CHECK(y00 + 0 < 1 - 0.1);  // the weights of a row sum to 1 - p_i < 1
   }
 }

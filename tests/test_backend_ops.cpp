@@ -131,8 +131,23 @@ sp::AttentionShape shape(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D
   return sp::AttentionShape{B, T, H, Hkv, D, n, 1e-6};
 }
 
+const sp::Normaliser kNormalisers[] = {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified,
+                                       sp::Normaliser::Softmax1, sp::Normaliser::Sink};
+
 const char* norm_name(sp::Normaliser n) {
-  return n == sp::Normaliser::Softmax ? "softmax" : n == sp::Normaliser::Softpick ? "softpick" : "rectified";
+  switch (n) {
+    case sp::Normaliser::Softmax: return "softmax";
+    case sp::Normaliser::Softpick: return "softpick";
+    case sp::Normaliser::Rectified: return "rectified";
+    case sp::Normaliser::Softmax1: return "softmax1";
+    case sp::Normaliser::Sink: return "sink";
+  }
+  return "?";
+}
+
+// Learned sink logits of both signs for Normaliser::Sink, no buffer otherwise.
+Buffer sink_logits(OpRun& r, const sp::AttentionShape& s) {
+  return s.norm == sp::Normaliser::Sink ? r.input(r.randn(size_t(s.H), 1.5), r.kinds.weight) : Buffer{};
 }
 
 void attention_case(OpRun& r, const sp::AttentionShape& s) {
@@ -140,8 +155,9 @@ void attention_case(OpRun& r, const sp::AttentionShape& s) {
   const auto K = r.kinds;
   // scores of both signs and a spread that makes some softpick rows abstain
   Buffer q = r.input(r.randn(nq, 1.2), K.act), k = r.input(r.randn(nk, 1.2), K.act), v = r.input(r.randn(nk), K.act);
+  Buffer sinks = sink_logits(r, s);
   Buffer out = r.zeros(nq, K.act), lse = r.zeros(size_t(s.B * s.H * s.T), K.stat);
-  r.be.attention_forward(out, lse, q, k, v, s);
+  r.be.attention_forward(out, lse, q, k, v, sinks, s);
   Buffer dout = r.input(r.randn(nq), K.act);
   Buffer dq = r.zeros(nq, K.act), dk = r.zeros(nk, K.act), dv = r.zeros(nk, K.act);
   r.be.attention_backward(dq, dk, dv, q, k, v, out, dout, lse, s);
@@ -149,6 +165,11 @@ void attention_case(OpRun& r, const sp::AttentionShape& s) {
   r.read("dq", dq, Rounding::Operands);
   r.read("dk", dk, Rounding::Operands);
   r.read("dv", dv, Rounding::Operands);
+  if (sinks) {
+    Buffer dsinks = r.input(r.randn(size_t(s.H)), K.grad);  // it accumulates
+    r.be.attention_sink_backward(dsinks, out, dout, lse, sinks, s);
+    r.read("dsinks", dsinks, Rounding::Operands);
+  }
 }
 
 std::vector<OpCase> op_table() {
@@ -234,7 +255,7 @@ std::vector<OpCase> op_table() {
                  r.read("dgate", dg);
                  r.read("dup", du);
                }});
-  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+  for (sp::Normaliser nm : kNormalisers)
     for (auto [H, Hkv] : {std::pair<int64_t, int64_t>{4, 4}, {4, 2}, {4, 1}})
       for (int64_t T : {2, 13, 37})  // (a softpick row with one visible key has dq ~ eps: all cancellation)
         t.push_back({std::string("attention ") + norm_name(nm) + " (B 2, T " + std::to_string(T) + ", H " +
@@ -245,7 +266,7 @@ std::vector<OpCase> op_table() {
   struct Long {
     int64_t B, T, H, Hkv, D;
   };
-  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+  for (sp::Normaliser nm : kNormalisers)
     for (Long c : {Long{1, 21, 2, 1, 128}, Long{1, 70, 2, 1, 128}, Long{1, 150, 4, 2, 64}, Long{2, 40, 4, 2, 32}})
       t.push_back({std::string("attention ") + norm_name(nm) + " (B " + std::to_string(c.B) + ", T " +
                        std::to_string(c.T) + ", H " + std::to_string(c.H) + ", Hkv " + std::to_string(c.Hkv) +
@@ -276,7 +297,7 @@ std::vector<OpCase> op_table() {
   struct Decode {
     int64_t T, new_rows;
   };
-  for (sp::Normaliser nm : {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified})
+  for (sp::Normaliser nm : kNormalisers)
     for (Decode c : {Decode{75, 1}, Decode{75, 3}, Decode{75, 70}, Decode{600, 1}, Decode{600, 3}})
       t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T " +
                        std::to_string(c.T) + ", last " + std::to_string(c.new_rows) + " rows, H 4, Hkv 2, D 64)",
@@ -289,7 +310,7 @@ std::vector<OpCase> op_table() {
                      Buffer q = r.input(r.randn(nq, 1.2), K.act), k = r.input(r.randn(nk, 1.2), K.act);
                      Buffer v = r.input(r.randn(nk), K.act);
                      Buffer out = r.zeros(nq, K.act), lse = r.zeros(size_t(s.H * s.Tq()), K.stat);
-                     r.be.attention_forward(out, lse, q, k, v, s);
+                     r.be.attention_forward(out, lse, q, k, v, sink_logits(r, s), s);
                      r.read("out", out);
                      r.read("lse", lse);
                    }});

@@ -32,17 +32,28 @@ using sp::Normaliser;
 using sp::cuda::AttentionArgs;
 using namespace sp::test;
 
-const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified};
+const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified, Normaliser::Softmax1,
+                           Normaliser::Sink};
 
 const char* name(Normaliser n) {
-  return n == Normaliser::Softmax ? "softmax" : n == Normaliser::Softpick ? "softpick" : "rectified";
+  switch (n) {
+    case Normaliser::Softmax: return "softmax";
+    case Normaliser::Softpick: return "softpick";
+    case Normaliser::Rectified: return "rectified";
+    case Normaliser::Softmax1: return "softmax1";
+    case Normaliser::Sink: return "sink";
+  }
+  return "?";
 }
 
 struct Problem {
   AttentionArgs a;
   std::vector<float> q, dout;  // (B, Tk, H, D); dout is zero on the rows before the last Tq
   std::vector<float> k, v;     // (B, Tk, Hkv, D)
+  std::vector<float> sinks;    // (H) sink logits, used for Normaliser::Sink
 };
+
+bool learned_sinks(const AttentionArgs& a) { return a.norm == Normaliser::Sink; }
 
 AttentionArgs args(Normaliser norm, int64_t B, int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t D) {
   return {B, Tq, Tk, H, Hkv, D, Tk - Tq, norm, 1e-6f};
@@ -61,7 +72,7 @@ template <class T>
 Problem random_problem(const AttentionArgs& a, uint64_t seed) {
   std::mt19937_64 rng(seed);
   Problem p{a, randn_as<T>(q_size(a), rng), randn_as<T>(q_size(a), rng), randn_as<T>(k_size(a), rng),
-            randn_as<T>(k_size(a), rng)};
+            randn_as<T>(k_size(a), rng), randn_as<T>(size_t(a.H), rng)};
   zero_rows_before_last(a, p.dout);
   return p;
 }
@@ -77,6 +88,7 @@ std::vector<float> last_rows(const std::vector<float>& x, int64_t groups, int64_
 struct Outputs {
   std::vector<float> out, lse, dq;  // out, dq (B, Tq, H, D); lse (B, H, Tq)
   std::vector<float> dk, dv;        // (B, Tk, Hkv, D)
+  std::vector<float> dsinks;        // (H): learned sinks, training rows (Tq == Tk) only
 };
 
 // The CPU's results for the kernels' rows, and what the kernels' backward pass gets from it: out (as T)
@@ -91,7 +103,8 @@ Reference cpu_reference(const Problem& p) {
   const AttentionArgs& a = p.a;
   const AttentionShape s{a.B, a.Tk, a.H, a.Hkv, a.D, a.norm, a.softpick_eps};
   std::vector<float> out(q_size(a)), lse(size_t(a.B * a.H * a.Tk)), dq(q_size(a)), dk(k_size(a)), dv(k_size(a));
-  sp::attention_forward<float>(s, p.q.data(), p.k.data(), p.v.data(), out.data(), lse.data());
+  const float* sinks = learned_sinks(a) ? p.sinks.data() : nullptr;
+  sp::attention_forward<float>(s, p.q.data(), p.k.data(), p.v.data(), sinks, out.data(), lse.data());
   std::vector<float> saved = out;
   for (float& x : saved) x = to_float(from_float<T>(x));
   sp::attention_backward<float>(s, p.q.data(), p.k.data(), p.v.data(), saved.data(), p.dout.data(), lse.data(),
@@ -99,7 +112,11 @@ Reference cpu_reference(const Problem& p) {
   const int64_t width = a.H * a.D;
   Reference r;
   r.want = {last_rows(out, a.B, a.Tk, a.Tq, width), last_rows(lse, a.B * a.H, a.Tk, a.Tq, 1),
-            last_rows(dq, a.B, a.Tk, a.Tq, width), dk, dv};
+            last_rows(dq, a.B, a.Tk, a.Tq, width), dk, dv, {}};
+  if (learned_sinks(a) && a.Tq == a.Tk) {
+    r.want.dsinks.assign(size_t(a.H), 0.0f);
+    sp::attention_sink_backward<float>(s, saved.data(), p.dout.data(), lse.data(), sinks, r.want.dsinks.data());
+  }
   r.out_saved = last_rows(saved, a.B, a.Tk, a.Tq, width);
   r.lse_saved = last_rows(lse, a.B * a.H, a.Tk, a.Tq, 1);
   return r;
@@ -115,10 +132,20 @@ Outputs run_cuda(const Problem& p, const Reference& ref) {
   DeviceArray<T> out(q.n), dq(q.n), dk(k.n), dv(k.n);
   DeviceArray<float> lse(size_t(a.B * a.H * a.Tq));
   DeviceArray<float> scratch(sp::cuda::attention_backward_scratch_bytes(a) / sizeof(float));
-  sp::cuda::attention_forward_cuda<T>(a, q.p, k.p, v.p, out.p, lse.p, nullptr);
+  DeviceArray<T> sinks(p.sinks);
+  const T* sk = learned_sinks(a) ? sinks.p : nullptr;
+  sp::cuda::attention_forward_cuda<T>(a, q.p, k.p, v.p, sk, out.p, lse.p, nullptr);
   sp::cuda::attention_backward_cuda<T>(a, q.p, k.p, v.p, saved_out.p, dout.p, saved_lse.p, dq.p, dk.p, dv.p,
                                        scratch.p, nullptr);
-  return {out.host(), lse.host(), dq.host(), dk.host(), dv.host()};
+  Outputs got{out.host(), lse.host(), dq.host(), dk.host(), dv.host(), {}};
+  if (learned_sinks(a) && a.Tq == a.Tk) {
+    DeviceArray<float> dsinks(std::vector<float>(size_t(a.H), 0.0f));
+    DeviceArray<float> sink_scratch(sp::cuda::attention_sink_backward_scratch_bytes(a) / sizeof(float) + 1);
+    sp::cuda::attention_sink_backward_cuda<T>(a, saved_out.p, dout.p, saved_lse.p, sk, dsinks.p, sink_scratch.p,
+                                              nullptr);
+    got.dsinks = dsinks.host();
+  }
+  return got;
 }
 
 double max_abs(const std::vector<float>& x) {
@@ -128,10 +155,10 @@ double max_abs(const std::vector<float>& x) {
 }
 
 // lse is fp32 from fp32 arithmetic on the same inputs whatever T is, so it is held to the fp32 tolerance.
-// With a single key (Tk = 1) dq and dk come from dp - delta, two O(1) numbers that cancel: the gradient is
-// exactly 0 for softmax and rectified (both sides return rounding noise, checked to be 0 on the scale 1 of
-// the inputs), and O(eps) with few correct digits in fp32 for softpick (docs/attention.md §3.4, end), where
-// two implementations cannot be compared digit by digit.
+// With a single key (Tk = 1) and no sink, dq and dk come from dp - delta, two O(1) numbers that cancel: the
+// gradient is exactly 0 for softmax and rectified (both sides return rounding noise, checked to be 0 on the
+// scale 1 of the inputs), and O(eps) with few correct digits in fp32 for softpick (docs/attention.md §3.4,
+// end), where two implementations cannot be compared digit by digit.
 // The gradients of the bf16 path come from the tensor-core backward, whose P and dS are bf16 mma operands:
 // they are held to kTolCudaBF16Operands (tests/cuda_test_util.h).
 template <class T>
@@ -139,7 +166,7 @@ void check_against_reference(const AttentionArgs& a, const Outputs& got, const O
   const double grad_tol = std::is_same_v<T, float> ? kTolCudaF32 : kTolCudaBF16Operands;
   CHECK(rel_err(got.out, want.out) <= cuda_tolerance<T>());
   CHECK(rel_err(got.lse, want.lse) <= kTolCudaF32);
-  if (a.Tk > 1) {
+  if (a.Tk > 1 || sp::has_sink(a.norm)) {  // with a sink, a lone key's weight e^x / (e^s + e^x) moves with x
     CHECK(rel_err(got.dq, want.dq) <= grad_tol);
     CHECK(rel_err(got.dk, want.dk) <= grad_tol);
   } else if (a.norm != Normaliser::Softpick) {
@@ -147,6 +174,8 @@ void check_against_reference(const AttentionArgs& a, const Outputs& got, const O
     CHECK(max_abs(got.dk) <= grad_tol);
   }
   CHECK(rel_err(got.dv, want.dv) <= grad_tol);
+  REQUIRE(got.dsinks.size() == want.dsinks.size());
+  if (!want.dsinks.empty()) CHECK(rel_err(got.dsinks, want.dsinks) <= kTolCudaF32);
 }
 
 template <class T>
@@ -264,7 +293,9 @@ TEMPLATE_TEST_CASE("cuda attention: scores far below -88 on the first key tile, 
       for (int64_t t = 0; t < 64; ++t)
         std::fill_n(p.k.begin() + t * a.Hkv * a.D, a.Hkv * a.D, -12.0f);
       const Outputs got = check_problem<TestType>(p);
-      if (norm != Normaliser::Softmax) REQUIRE(got.lse[0] == INFINITY);  // row 0 sees only key 0
+      // row 0 sees only key 0: softpick and rectified abstain; with a sink the row keeps the sink's term
+      if (norm == Normaliser::Softpick || norm == Normaliser::Rectified) REQUIRE(got.lse[0] == INFINITY);
+      if (sp::has_sink(norm)) REQUIRE(std::isfinite(got.lse[0]));
     }
 }
 
@@ -287,13 +318,15 @@ TEMPLATE_TEST_CASE("cuda decode attention (split-K) matches the CPU reference", 
       const Reference ref = cpu_reference<TestType>(p);
       const AttentionArgs& a = p.a;
       DeviceArray<TestType> q(last_rows(p.q, a.B, a.Tk, a.Tq, a.H * a.D)), k(p.k), v(p.v), out(q.n);
+      DeviceArray<TestType> sinks(p.sinks);
+      const TestType* sk = learned_sinks(a) ? sinks.p : nullptr;
       DeviceArray<float> lse(size_t(a.B * a.H * a.Tq));
       DeviceArray<float> scratch(sp::cuda::attention_decode_scratch_bytes(a) / sizeof(float));
-      sp::cuda::attention_decode_cuda<TestType>(a, q.p, k.p, v.p, out.p, lse.p, scratch.p, nullptr);
+      sp::cuda::attention_decode_cuda<TestType>(a, q.p, k.p, v.p, sk, out.p, lse.p, scratch.p, nullptr);
       const std::vector<float> first = out.host(), first_lse = lse.host();
       CHECK(rel_err(first, ref.want.out) <= cuda_tolerance<TestType>());
       CHECK(rel_err(first_lse, ref.want.lse) <= kTolCudaF32);
-      sp::cuda::attention_decode_cuda<TestType>(a, q.p, k.p, v.p, out.p, lse.p, scratch.p, nullptr);
+      sp::cuda::attention_decode_cuda<TestType>(a, q.p, k.p, v.p, sk, out.p, lse.p, scratch.p, nullptr);
       CHECK(same_bits(out.host(), first));
       CHECK(same_bits(lse.host(), first_lse));
     }

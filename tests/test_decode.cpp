@@ -65,7 +65,8 @@ std::vector<double> full_logits(Model& m, Activations& a, std::span<const int32_
 }  // namespace
 
 TEST_CASE("attention with a query offset equals the naive reference on the last rows", "[unit]") {
-  for (Normaliser norm : {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified})
+  for (Normaliser norm : {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified, Normaliser::Softmax1,
+                          Normaliser::Sink})
     for (int64_t Hkv : {4, 2, 1})
       for (int64_t n : {70, 1, 5, 67}) {
         INFO("normaliser " << int(norm) << " Hkv " << Hkv << " new rows " << n);
@@ -74,19 +75,23 @@ TEST_CASE("attention with a query offset equals the naive reference on the last 
         s.q_offset = full.T - n;
         const size_t nq = size_t(full.T * full.H * full.D), nk = size_t(full.T * full.Hkv * full.D);
         const size_t first = size_t(s.q_offset);
-        auto q = randn(nq, 1), k = randn(nk, 2), v = randn(nk, 3);
+        auto q = randn(nq, 1), k = randn(nk, 2), v = randn(nk, 3), sinks = randn(size_t(full.H), 4);
+        const bool learned = norm == Normaliser::Sink;
         std::vector<double> ref(nq), probs(size_t(full.T * full.T * full.H));
-        attention_naive_forward(full, q.data(), k.data(), v.data(), ref.data(), probs.data());
+        attention_naive_forward(full, q.data(), k.data(), v.data(), learned ? sinks.data() : nullptr, ref.data(),
+                                probs.data());
         const std::vector<double> ref_new(ref.begin() + std::ptrdiff_t(first * s.H * s.D), ref.end());
         std::vector<double> out(size_t(n * s.H * s.D), 7.0), lse(size_t(n * s.H));
-        attention_forward(s, q.data() + first * s.H * s.D, k.data(), v.data(), out.data(), lse.data());
+        attention_forward(s, q.data() + first * s.H * s.D, k.data(), v.data(), learned ? sinks.data() : nullptr,
+                          out.data(), lse.data());
         CHECK(rel_err(out, ref_new) < kF64Tol);
         for (size_t i = 0; i < out.size(); ++i)  // abstaining rows are exact zeros, as in the reference
           if (ref_new[i] == 0.0) REQUIRE(out[i] == 0.0);
         // float, against the same double reference
         std::vector<float> qf(q.begin(), q.end()), kf(k.begin(), k.end()), vf(v.begin(), v.end());
-        std::vector<float> outf(out.size()), lsef(lse.size());
-        attention_forward(s, qf.data() + first * s.H * s.D, kf.data(), vf.data(), outf.data(), lsef.data());
+        std::vector<float> sf(sinks.begin(), sinks.end()), outf(out.size()), lsef(lse.size());
+        attention_forward(s, qf.data() + first * s.H * s.D, kf.data(), vf.data(), learned ? sf.data() : nullptr,
+                          outf.data(), lsef.data());
         CHECK(rel_err(std::vector<double>(outf.begin(), outf.end()), ref_new) < kF32Tol);
       }
 }
@@ -118,7 +123,8 @@ TEST_CASE("decoding with the KV cache reproduces the full forward pass at every 
   for (Variant var : {Variant{"softmax", false, 4, false, "cpu-f64"}, Variant{"softpick", false, 2, false, "cpu-f64"},
                       Variant{"rectified", false, 2, false, "cpu-f64"}, Variant{"softpick", true, 1, true, "cpu-f64"},
                       Variant{"softmax", true, 2, false, "cpu-f64"}, Variant{"softpick", true, 2, false, "cpu"},
-                      Variant{"rectified", false, 1, false, "cpu"}}) {
+                      Variant{"rectified", false, 1, false, "cpu"}, Variant{"softmax1", false, 2, false, "cpu-f64"},
+                      Variant{"sink", true, 2, false, "cpu-f64"}, Variant{"sink", false, 1, false, "cpu"}}) {
     INFO(var.attention << (var.ssmax ? " + SSMax" : "") << ", kv heads " << var.kv << (var.tied ? ", tied" : "")
                        << ", " << var.backend);
     const double tol = std::string(var.backend) == "cpu" ? kF32Tol : kF64Tol;

@@ -1,19 +1,21 @@
 // The whole model on the CUDA backend against the CPU (fp32), from the same fp32 weights: one training step
 // (forward, loss, backward), for every attention variant. On the CUDA execution harness without a GPU
-// (label cuda), on the device with one (gpu).
+// (label cuda), on the device with one (gpu). And the cached decoder on the CUDA backend against its own
+// whole-sequence forward pass.
 //
 // Two comparisons, with their tolerances:
 //   * "cuda-f32", the CUDA code path with fp32 weights and activations: the loss within 1e-5 relative and
 //     every parameter gradient with cosine similarity > 0.99999 to the CPU's (only summation order differs).
 //   * "cuda", the training precision (bf16 weights and activations, fp32 inside each op): the loss within
-//     kTolBF16 relative; the gradients' cosine similarity > 0.999 for softmax. Softpick and rectified softmax
-//     are discontinuous at a score of exactly 0 (softpick's gradient through its step and sign terms,
-//     rectified softmax's output itself), so bf16 rounding that moves a near-zero score across 0 changes a
-//     few terms by O(1): measured minima over the tensors 0.9965 (softpick) and 0.975 (rectified); the
-//     bounds are 0.99 and 0.95.
+//     kTolBF16 relative; the gradients' cosine similarity > 0.999 for softmax, softmax1 and learned sinks
+//     (smooth in the scores). Softpick and rectified softmax are discontinuous at a score of exactly 0
+//     (softpick's gradient through its step and sign terms, rectified softmax's output itself), so bf16
+//     rounding that moves a near-zero score across 0 changes a few terms by O(1): measured minima over the
+//     tensors 0.9965 (softpick) and 0.975 (rectified); the bounds are 0.99 and 0.95.
 #include <catch2/catch.hpp>
 
 #include "backend/backend.h"
+#include "model/decode.h"
 #include "model/model.h"
 #include "test_util.h"
 #include "train/optimizer.h"
@@ -101,7 +103,7 @@ template <class MinCosine>
 void compare_step(const std::string& device, double loss_tol, MinCosine min_cosine) {
   auto cpu = sp::make_backend({"cpu", 2});
   auto cuda = sp::make_backend({device, 2});
-  for (const char* attention : {"softmax", "softpick", "rectified"})
+  for (const char* attention : {"softmax", "softpick", "rectified", "softmax1", "sink"})
     for (bool ssmax : {false, true}) {
       const sp::ModelConfig cfg = small_config(attention, ssmax);
       const StepResult ref = one_step(cfg, *cpu, 2, 24), got = one_step(cfg, *cuda, 2, 24);
@@ -142,8 +144,48 @@ TEST_CASE("model: a training step on cuda-f32 equals the cpu's up to summation o
 
 TEST_CASE("model: a training step on cuda (bf16) follows the cpu from the same weights", SP_CUDA_TAG) {
   compare_step("cuda", kTolBF16, [](const std::string& attention) {
-    return attention == "softmax" ? 0.999 : attention == "softpick" ? 0.99 : 0.95;
+    if (attention == "softpick") return 0.99;
+    return attention == "rectified" ? 0.95 : 0.999;  // softmax, softmax1 and sinks are smooth
   });
+}
+
+// The cached decoder on the CUDA backend against a whole-sequence forward pass on the same backend, every
+// normaliser: a prefill of 260 positions, then single steps, which at this cache length take the split-K
+// decode kernel. Logits (V) of the last position, max|a - b| / max(max|b|, 1): fp32 within 1e-4 (summation
+// order, as tests/test_decode.cpp); bf16 within 3 kTolBF16 (the two paths round different intermediates to
+// bf16: the decode kernel's weights are fp32, the training kernel's are bf16 tensor-core operands).
+TEST_CASE("model: decoding with the KV cache on cuda reproduces the full forward pass", SP_CUDA_TAG) {
+  for (const char* device : {"cuda-f32", "cuda"}) {
+    auto be = sp::make_backend({device, 2});
+    const double tol = std::string(device) == "cuda" ? 3 * kTolBF16 : 1e-4;
+    for (const char* attention : {"softmax", "softpick", "rectified", "softmax1", "sink"}) {
+      INFO(device << ": " << attention);
+      const sp::ModelConfig cfg = small_config(attention, false);
+      sp::Model model(cfg, *be);
+      model.init_weights(9);
+      const int64_t T = 264, V = cfg.vocab_size;
+      const auto seq = sp::test::random_tokens(size_t(T), V, 17);
+      sp::Activations acts = model.make_activations(1, T);
+      sp::Decoder dec(model, T);
+      std::vector<float> got(static_cast<size_t>(V)), want(static_cast<size_t>(V));
+      auto check_last = [&](int64_t n) {
+        model.forward(acts, std::span<const int32_t>(seq).first(size_t(n)), 1, n);
+        model.last_logits(acts, want);
+        double err = 0, scale = 1;
+        for (int64_t i = 0; i < V; ++i) {
+          err = std::max(err, double(std::abs(got[size_t(i)] - want[size_t(i)])));
+          scale = std::max(scale, double(std::abs(want[size_t(i)])));
+        }
+        INFO("position " << n - 1);
+        CHECK(err / scale <= tol);
+      };
+      dec.append(std::span<const int32_t>(seq).first(260), got);
+      check_last(260);
+      for (int64_t p = 260; p < T; ++p) dec.append(std::span<const int32_t>(seq).subspan(size_t(p), 1), got);
+      check_last(T);
+      model.free_activations(acts);
+    }
+  }
 }
 
 #ifdef SOFTPICK_CUDA_EMU

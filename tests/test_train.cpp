@@ -106,6 +106,8 @@ TEST_CASE("every attention variant trains", "[train]") {
   write_corpus(d.path.string());
   for (auto overrides : std::vector<std::vector<std::string>>{{"model.attention=softmax"},
                                                               {"model.attention=rectified"},
+                                                              {"model.attention=softmax1"},
+                                                              {"model.attention=sink"},
                                                               {"model.ssmax=true"},
                                                               {"model.attention=softmax", "model.ssmax=true"}}) {
     INFO(overrides[0] << (overrides.size() > 1 ? " " + overrides[1] : ""));

@@ -53,7 +53,13 @@ void attention_maps(Model& model, const Activations& acts, int64_t layer, std::v
   probs.assign(size_t(B) * size_t(H) * size_t(T) * size_t(T), 0.0f);  // (B, H, T, T)
   out.assign(nq, 0.0f);                                               // (B, T, H, D)
   const AttentionShape s{B, T, H, Hkv, D, normaliser_from_name(c.attention), c.softpick_eps};
-  attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
+  std::vector<float> sinks;  // (H) learned sink logits, for model.attention = sink
+  if (const Buffer w = model.weights().layers[size_t(layer)].sinks) {
+    sinks.resize(size_t(H));
+    be.download(sinks, w);
+  }
+  attention_naive_forward(s, q.data(), k.data(), v.data(), sinks.empty() ? nullptr : sinks.data(), out.data(),
+                          probs.data());
 }
 
 AnalysisReport analyze_sequences(Model& model, std::span<const int32_t> tokens, int64_t S, int64_t T,

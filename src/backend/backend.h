@@ -112,10 +112,14 @@ public:
   virtual void ssmax_backward(Buffer dq_in, Buffer ds, Buffer dq_out, Buffer q_in, Buffer s, size_t B, size_t T,
                               size_t H, size_t D) = 0;
   // With s.q_offset > 0 (forward only) the queries are the last s.Tq() rows of each sequence (op_args.h).
-  virtual void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v,
+  // sinks (H): the sink logits for s.norm = Sink (weight dtype), an empty Buffer otherwise.
+  virtual void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, Buffer sinks,
                                  const AttentionShape& s) = 0;
   virtual void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out,
                                   Buffer dout, Buffer lse, const AttentionShape& s) = 0;
+  // Sink only: dsinks (H, grad dtype) += -sum over (b, t) of exp(sinks[h] - lse) rowsum(out * dout).
+  virtual void attention_sink_backward(Buffer dsinks, Buffer out, Buffer dout, Buffer lse, Buffer sinks,
+                                       const AttentionShape& s) = 0;
   virtual void swiglu_forward(Buffer out, Buffer gate, Buffer up, size_t n) = 0;
   virtual void swiglu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n) = 0;
   // Fused LM head + cross-entropy; adds [sum of nats, count of rows with a target] to loss (2, kAccumDType).

@@ -5,7 +5,12 @@
 
 namespace sp {
 
-enum class Normaliser { Softmax, Softpick, Rectified };
+// The attention normalisers (docs/attention.md). Softmax1 and Sink are softmax with one more term in the
+// denominator, exp(s) for a per-head sink logit s: a key with score s and a zero value row. Softmax1 fixes
+// s = 0 (exp(x_i) / (1 + sum_j exp(x_j))); Sink learns s per head (a model parameter, `sinks`).
+enum class Normaliser { Softmax, Softpick, Rectified, Softmax1, Sink };
+
+inline bool has_sink(Normaliser n) { return n == Normaliser::Softmax1 || n == Normaliser::Sink; }
 
 // Attention problem, causal: k and v (B, T, Hkv, D); the queries are the last Tq() = T - q_offset positions
 // of each sequence, q and out (B, Tq, H, D), lse (B, H, Tq). Query row i sits at position q_offset + i and

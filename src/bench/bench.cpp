@@ -98,7 +98,7 @@ AttnTiming time_attention(Backend& be, const AttentionShape& s, int reps) {
   for (int r = 0; r <= reps; ++r) {  // r = 0 warms up
     be.sync();
     Stopwatch sw;
-    be.attention_forward(out, lse, q, k, v, s);
+    be.attention_forward(out, lse, q, k, v, Buffer{}, s);
     be.sync();
     const double f = sw.seconds();
     be.attention_backward(dq, dk, dv, q, k, v, out, dout, lse, s);
@@ -122,9 +122,10 @@ AttnTiming time_naive_attention(const AttentionShape& s) {
   for (auto* x : {&q, &k, &v, &dout})
     for (auto& e : *x) e = float(rng.normal());
   Stopwatch sw;
-  attention_naive_forward(s, q.data(), k.data(), v.data(), out.data(), probs.data());
+  attention_naive_forward<float>(s, q.data(), k.data(), v.data(), nullptr, out.data(), probs.data());
   const double f = sw.seconds();
-  attention_naive_backward(s, q.data(), k.data(), v.data(), probs.data(), dout.data(), dq.data(), dk.data(), dv.data());
+  attention_naive_backward<float>(s, q.data(), k.data(), v.data(), nullptr, probs.data(), dout.data(), dq.data(),
+                                  dk.data(), dv.data(), nullptr);
   return {1e3 * f, 1e3 * (sw.seconds() - f)};
 }
 

@@ -17,7 +17,7 @@
 namespace sp {
 
 struct ModelConfig {
-  std::string attention = "softpick";  // softmax | softpick | rectified
+  std::string attention = "softpick";  // softmax | softpick | rectified | softmax1 | sink
   bool ssmax = false;                  // scaled attention (SSMax): q *= s_h * log(pos + 2)
   double ssmax_init = 0.3;             // initial per-head s_h
   double softpick_eps = 1e-6;          // added to the softpick denominator after the max shift
@@ -128,7 +128,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 template <class C, class V>
 void visit_fields(C& c, V&& v) {
   auto& m = c.model;
-  v(FieldSpec{"model", "attention", "attention normaliser", -kInf, kInf, {"softmax", "softpick", "rectified"}}, m.attention);
+  v(FieldSpec{"model", "attention", "attention normaliser: the paper's softmax, softpick, rectified; softmax1 (exp(x_i) / (1 + sum_j exp(x_j))); sink (a learned per-head logit in the denominator); docs/attention.md", -kInf, kInf, {"softmax", "softpick", "rectified", "softmax1", "sink"}}, m.attention);
   v(FieldSpec{"model", "ssmax", "scaled attention (SSMax): multiply q at position i by s_h * log(i + 2)"}, m.ssmax);
   v(FieldSpec{"model", "ssmax_init", "initial value of the learnable per-head SSMax scale s_h", 0, kInf}, m.ssmax_init);
   v(FieldSpec{"model", "softpick_eps", "epsilon added to the softpick denominator (after the max shift)", 0, 1}, m.softpick_eps);

@@ -97,6 +97,14 @@ constexpr F initial_shift() {
   return N == Normaliser::Softmax ? -std::numeric_limits<F>::infinity() : F(0);
 }
 
+// Softmax1 runs as Sink with every sink logit 0 (docs/attention.md §6): inside the tiles both are softmax;
+// only the running state starts at the sink, c = s and l = exp(s - c) = 1, the sink's denominator term,
+// which the rescaling by exp(c_old - c_new) then carries along like any other.
+template <Normaliser N>
+constexpr bool softmax_tiles() {
+  return N == Normaliser::Softmax || N == Normaliser::Sink;
+}
+
 // Per-thread scratch; O(tile) memory, independent of T.
 template <class F>
 struct Workspace {
@@ -139,7 +147,7 @@ void online_tile(F* st, int64_t nk, int64_t nq, int64_t j0, int64_t i0, Workspac
     std::fill(x, x + i1, F(0));  // masked keys: no weight and, for softpick, no denominator term
 #pragma omp simd
     for (int64_t i = i1; i < nq; ++i) {
-      if constexpr (N == Normaliser::Softmax) {
+      if constexpr (softmax_tiles<N>()) {
         x[i] = exp_tile(x[i] - c_new[i]);
         sum[i] += x[i];
       } else if constexpr (N == Normaliser::Softpick) {
@@ -178,7 +186,7 @@ void gradient_tile(F* st, F* dpt, int64_t nk, int64_t nq, int64_t j0, int64_t i0
         dp[i] = pos ? e * (dp[i] - delta[i]) : e * delta[i];
         x[i] = std::max(e - base[i], F(0));
       } else {
-        const bool kept = N == Normaliser::Softmax || x[i] >= 0;
+        const bool kept = softmax_tiles<N>() || x[i] >= 0;
         const F y = kept ? exp_tile(x[i] - lse[i]) : F(0);
         dp[i] = y * (dp[i] - delta[i]);
         x[i] = y;
@@ -203,10 +211,11 @@ void finish_row(F* out_row, const F* acc_row, int64_t D, F c, F l, F eps, F* lse
   *lse = c + std::log(den);
 }
 
-// Forward for query rows i0 .. i0+nq-1 of head h in batch b (positions q_offset + i0 onwards).
+// Forward for query rows i0 .. i0+nq-1 of head h in batch b (positions q_offset + i0 onwards). sinks: (H)
+// sink logits for N = Sink, nullptr for Softmax1's zeros.
 template <Normaliser N, class F>
-void forward_block(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* lse, int64_t b,
-                   int64_t h, int64_t i0, Workspace<F>& w) {
+void forward_block(const AttentionShape& s, const F* q, const F* k, const F* v, const F* sinks, F* out, F* lse,
+                   int64_t b, int64_t h, int64_t i0, Workspace<F>& w) {
   const int64_t Tq = s.Tq(), D = s.D, nq = std::min(kBlockQ, Tq - i0), hk = h / (s.H / s.Hkv);
   const int64_t p0 = s.q_offset + i0;            // position of the block's first row
   const int64_t ldq = s.H * D, ldk = s.Hkv * D;  // row strides of q/out and k/v
@@ -215,8 +224,13 @@ void forward_block(const AttentionShape& s, const F* q, const F* k, const F* v, 
   const F* V = v + (size_t(b) * s.T * s.Hkv + hk) * D;  // (T, D), stride ldk
   F *S = w.S.data(), *acc = w.acc.data();
   transpose(q + ((size_t(b) * Tq + i0) * s.H + h) * D, ldq, nq, D, w.QT.data(), kBlockQ);
-  std::fill(w.c.begin(), w.c.end(), initial_shift<N, F>());
-  std::fill(w.l.begin(), w.l.end(), F(0));
+  if constexpr (N == Normaliser::Sink) {
+    std::fill(w.c.begin(), w.c.end(), sinks ? sinks[h] : F(0));
+    std::fill(w.l.begin(), w.l.end(), F(1));
+  } else {
+    std::fill(w.c.begin(), w.c.end(), initial_shift<N, F>());
+    std::fill(w.l.begin(), w.l.end(), F(0));
+  }
   std::fill(acc, acc + nq * D, F(0));
 
   const int64_t kend = p0 + nq;  // the last row sees keys 0 .. kend-1
@@ -286,7 +300,7 @@ void check_training_shape(const AttentionShape& s) {
 }
 
 template <Normaliser N, class F>
-void forward_flash(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* lse) {
+void forward_flash(const AttentionShape& s, const F* q, const F* k, const F* v, const F* sinks, F* out, F* lse) {
   const int64_t nqb = (s.Tq() + kBlockQ - 1) / kBlockQ;
   const int64_t ntasks = s.B * s.H * nqb;
 #pragma omp parallel
@@ -296,7 +310,7 @@ void forward_flash(const AttentionShape& s, const F* q, const F* k, const F* v, 
 #pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < ntasks; ++t) {
       const int64_t qb = nqb - 1 - t / (s.B * s.H), bh = t % (s.B * s.H);
-      forward_block<N>(s, q, k, v, out, lse, bh / s.H, bh % s.H, qb * kBlockQ, w);
+      forward_block<N>(s, q, k, v, sinks, out, lse, bh / s.H, bh % s.H, qb * kBlockQ, w);
     }
   }
 }
@@ -327,13 +341,21 @@ void backward_flash(const AttentionShape& s, const F* q, const F* k, const F* v,
 
 // ---- naive reference: one query row at a time, formulas as in docs/attention.md §2-§4 ----
 
-// Normalises the n visible scores x of one row into weights y.
+// Normalises the n visible scores x of one row into weights y; `sink` is the row's sink logit (Softmax1:
+// 0, Sink: the head's), unused by the other normalisers. Returns the sink's weight (0 without a sink).
 template <class F>
-void naive_row(Normaliser norm, F eps, const F* x, int64_t n, F* y) {
+F naive_row(Normaliser norm, F eps, F sink, const F* x, int64_t n, F* y) {
   F m = x[0];
   for (int64_t j = 1; j < n; ++j) m = std::max(m, x[j]);
   F sum = 0;
   switch (norm) {
+    case Normaliser::Softmax1:
+    case Normaliser::Sink:
+      m = std::max(m, sink);
+      sum = std::exp(sink - m);
+      for (int64_t j = 0; j < n; ++j) sum += std::exp(x[j] - m);
+      for (int64_t j = 0; j < n; ++j) y[j] = std::exp(x[j] - m) / sum;
+      return std::exp(sink - m) / sum;
     case Normaliser::Softmax:
       for (int64_t j = 0; j < n; ++j) sum += std::exp(x[j] - m);
       for (int64_t j = 0; j < n; ++j) y[j] = std::exp(x[j] - m) / sum;
@@ -357,6 +379,14 @@ void naive_row(Normaliser norm, F eps, const F* x, int64_t n, F* y) {
       for (int64_t j = 0; j < n; ++j) y[j] = x[j] >= 0 ? std::exp(x[j] - m) / sum : F(0);
       break;
   }
+  return F(0);
+}
+
+// The sink logit of head h: the parameter for Sink, 0 for Softmax1 (and unused by the rest).
+template <class F>
+F sink_logit(const AttentionShape& s, const F* sinks, int64_t h) {
+  SP_ASSERT(s.norm != Normaliser::Sink || sinks, "attention with learned sinks needs their logits");
+  return s.norm == Normaliser::Sink ? sinks[h] : F(0);
 }
 
 template <class F>
@@ -371,12 +401,16 @@ F dot(const F* a, const F* b, int64_t n) {
 // ---- public entry points ----
 
 template <class F>
-void attention_forward(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* lse) {
+void attention_forward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* sinks, F* out,
+                       F* lse) {
   check_shape(s);
+  SP_ASSERT(s.norm != Normaliser::Sink || sinks, "attention with learned sinks needs their logits");
   switch (s.norm) {
-    case Normaliser::Softmax: return forward_flash<Normaliser::Softmax>(s, q, k, v, out, lse);
-    case Normaliser::Softpick: return forward_flash<Normaliser::Softpick>(s, q, k, v, out, lse);
-    case Normaliser::Rectified: return forward_flash<Normaliser::Rectified>(s, q, k, v, out, lse);
+    case Normaliser::Softmax: return forward_flash<Normaliser::Softmax>(s, q, k, v, sinks, out, lse);
+    case Normaliser::Softpick: return forward_flash<Normaliser::Softpick>(s, q, k, v, sinks, out, lse);
+    case Normaliser::Rectified: return forward_flash<Normaliser::Rectified>(s, q, k, v, sinks, out, lse);
+    case Normaliser::Softmax1: return forward_flash<Normaliser::Sink, F>(s, q, k, v, nullptr, out, lse);
+    case Normaliser::Sink: return forward_flash<Normaliser::Sink>(s, q, k, v, sinks, out, lse);
   }
 }
 
@@ -391,11 +425,36 @@ void attention_backward(const AttentionShape& s, const F* q, const F* k, const F
       return backward_flash<Normaliser::Softpick>(s, q, k, v, out, dout, lse, dq, dk, dv);
     case Normaliser::Rectified:
       return backward_flash<Normaliser::Rectified>(s, q, k, v, out, dout, lse, dq, dk, dv);
+    case Normaliser::Softmax1:  // the scores' gradient is softmax's given lse, which holds the sink
+    case Normaliser::Sink:
+      return backward_flash<Normaliser::Sink>(s, q, k, v, out, dout, lse, dq, dk, dv);
   }
 }
 
 template <class F>
-void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, const F* v, F* out, F* probs) {
+void attention_sink_backward(const AttentionShape& s, const F* out, const F* dout, const F* lse, const F* sinks,
+                             F* dsinks) {
+  check_training_shape(s);
+  SP_ASSERT(s.norm == Normaliser::Sink && sinks && dsinks, "attention_sink_backward is for learned sinks");
+  const int64_t T = s.T, H = s.H, D = s.D;
+  // dL/ds_h = -sum over rows of p_sink delta, p_sink = exp(s_h - lse), delta = rowsum(O * dO)
+  // (docs/attention.md §6); per head in (b, t) order, so the bits do not depend on the thread count.
+#pragma omp parallel for if (double(s.B) * T * H * D > 1e6)
+  for (int64_t h = 0; h < H; ++h) {
+    F sum = 0;
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        const size_t row = ((size_t(b) * T + t) * H + h) * D;
+        const F l = lse[(size_t(b) * H + h) * T + t];
+        sum += std::exp(sinks[h] - l) * dot(out + row, dout + row, D);
+      }
+    dsinks[h] -= sum;
+  }
+}
+
+template <class F>
+void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* sinks, F* out,
+                             F* probs) {
   check_training_shape(s);
   const int64_t T = s.T, H = s.H, Hkv = s.Hkv, D = s.D;
   const F scale = F(1) / std::sqrt(F(D));
@@ -410,7 +469,7 @@ void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, co
         const F* qi = q + ((size_t(b) * T + i) * H + h) * D;
         for (int64_t j = 0; j <= i; ++j) x[j] = scale * dot(qi, k + ((size_t(b) * T + j) * Hkv + hk) * D, D);
         F* y = probs + ((size_t(b) * H + h) * T + i) * T;  // (T) row i of the attention map
-        naive_row(s.norm, F(s.softpick_eps), x.data(), i + 1, y);
+        naive_row(s.norm, F(s.softpick_eps), sink_logit(s, sinks, h), x.data(), i + 1, y);
         std::fill(y + i + 1, y + T, F(0));
         F* oi = out + ((size_t(b) * T + i) * H + h) * D;
         std::fill(oi, oi + D, F(0));
@@ -421,8 +480,8 @@ void attention_naive_forward(const AttentionShape& s, const F* q, const F* k, co
 }
 
 template <class F>
-void attention_naive_backward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* probs,
-                              const F* dout, F* dq, F* dk, F* dv) {
+void attention_naive_backward(const AttentionShape& s, const F* q, const F* k, const F* v, const F* sinks,
+                              const F* probs, const F* dout, F* dq, F* dk, F* dv, F* dsinks) {
   check_training_shape(s);
   const int64_t T = s.T, H = s.H, Hkv = s.Hkv, D = s.D;
   const F scale = F(1) / std::sqrt(F(D)), eps = F(s.softpick_eps);
@@ -461,6 +520,13 @@ void attention_naive_backward(const AttentionShape& s, const F* q, const F* k, c
         } else {
           for (int64_t j = 0; j <= i; ++j) dx[j] = y[j] * (dp[j] - delta);
         }
+        if (s.norm == Normaliser::Sink && dsinks) {
+          // the sink is one more key with score s_h and a zero value: dL/ds_h = p_sink (0 - delta)
+          for (int64_t j = 0; j <= i; ++j) x[j] = scale * dot(q + qi, K(j), D);
+          std::vector<F> yy(size_t(i + 1));
+          const F p_sink = naive_row(s.norm, eps, sinks[h], x.data(), i + 1, yy.data());
+          dsinks[h] -= p_sink * delta;
+        }
         for (int64_t j = 0; j <= i; ++j)
           for (int64_t d = 0; d < D; ++d) {
             dv[((size_t(b) * T + j) * Hkv + hk) * D + d] += y[j] * dout[qi + d];
@@ -472,22 +538,27 @@ void attention_naive_backward(const AttentionShape& s, const F* q, const F* k, c
 }
 
 template void attention_forward<float>(const AttentionShape&, const float*, const float*, const float*,
-                                       float*, float*);
+                                       const float*, float*, float*);
 template void attention_forward<double>(const AttentionShape&, const double*, const double*, const double*,
-                                        double*, double*);
+                                        const double*, double*, double*);
+template void attention_sink_backward<float>(const AttentionShape&, const float*, const float*, const float*,
+                                             const float*, float*);
+template void attention_sink_backward<double>(const AttentionShape&, const double*, const double*,
+                                              const double*, const double*, double*);
 template void attention_backward<float>(const AttentionShape&, const float*, const float*, const float*,
                                         const float*, const float*, const float*, float*, float*, float*);
 template void attention_backward<double>(const AttentionShape&, const double*, const double*, const double*,
                                          const double*, const double*, const double*, double*, double*,
                                          double*);
 template void attention_naive_forward<float>(const AttentionShape&, const float*, const float*, const float*,
-                                             float*, float*);
+                                             const float*, float*, float*);
 template void attention_naive_forward<double>(const AttentionShape&, const double*, const double*,
-                                              const double*, double*, double*);
+                                              const double*, const double*, double*, double*);
 template void attention_naive_backward<float>(const AttentionShape&, const float*, const float*, const float*,
-                                              const float*, const float*, float*, float*, float*);
+                                              const float*, const float*, const float*, float*, float*, float*,
+                                              float*);
 template void attention_naive_backward<double>(const AttentionShape&, const double*, const double*,
-                                               const double*, const double*, const double*, double*, double*,
-                                               double*);
+                                               const double*, const double*, const double*, const double*,
+                                               double*, double*, double*, double*);
 
 }  // namespace sp

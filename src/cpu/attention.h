@@ -1,5 +1,5 @@
-// Causal multi-head attention on the CPU, forward and backward, for every normaliser of the paper:
-// softmax, softpick and rectified softmax (the derivation is in docs/attention.md).
+// Causal multi-head attention on the CPU, forward and backward, for every normaliser: the paper's softmax,
+// softpick and rectified softmax, and softmax1 and learned sinks (the derivations are in docs/attention.md).
 //
 // Two implementations with the same contract:
 //   * attention_forward / attention_backward: flash-style, tiled over keys with an online (running-max)
@@ -15,12 +15,16 @@
 //                                         rows that output zero (softpick: no score > 0; rectified: no
 //                                         score >= 0), which makes their gradient exactly zero
 //   probs            : (B, H, T, T)       naive only; zero above the diagonal
+//   sinks, dsinks    : (H)                Sink only: the per-head sink logits and their gradient (which
+//                                         accumulates, as parameter gradients do); nullptr otherwise
 // Scores are s = (q . k) / sqrt(D), causal: the query at position t sees keys 0..t; with a query offset
 // (op_args.h; the decoder's new rows over its cache) query row i is at position q_offset + i. Only the
 // flash forward takes an offset; the backward passes and the naive reference need q_offset = 0.
 // Future keys take no part at all (for softpick they are left out of the denominator, not masked with
 // -inf). softpick_eps is added to the denominator after the max shift, as in the paper's kernel.
-// Backward convention: dq, dk and dv are overwritten (they are activation gradients).
+// Backward convention: dq, dk and dv are overwritten (they are activation gradients). With a sink
+// (Softmax1, Sink) the scores' gradient is softmax's given the saved lse, which includes the sink's term;
+// the sink logits' own gradient is attention_sink_backward.
 // The flash functions parallelise with OpenMP (forward over (b, h, query block), backward over (b, kv head))
 // and give the same bits for any thread count; extra memory is O(tile) per thread.
 // Templated on the element type; instantiated for float (training) and double (gradient checks).
@@ -36,17 +40,25 @@ namespace sp {
 // Normaliser and AttentionShape are defined in backend/op_args.h.
 
 template <class T>
-void attention_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* out, T* lse);
+void attention_forward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                       T* lse);
 
 template <class T>
 void attention_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* out,
                         const T* dout, const T* lse, T* dq, T* dk, T* dv);
 
+// dsinks (H) += dL/dsinks = -sum over (b, t) of exp(sinks[h] - lse) rowsum(out * dout); Sink only.
 template <class T>
-void attention_naive_forward(const AttentionShape& s, const T* q, const T* k, const T* v, T* out, T* probs);
+void attention_sink_backward(const AttentionShape& s, const T* out, const T* dout, const T* lse, const T* sinks,
+                             T* dsinks);
 
 template <class T>
-void attention_naive_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* probs,
-                              const T* dout, T* dq, T* dk, T* dv);
+void attention_naive_forward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* sinks, T* out,
+                             T* probs);
+
+// dsinks may be nullptr (no sink gradient wanted).
+template <class T>
+void attention_naive_backward(const AttentionShape& s, const T* q, const T* k, const T* v, const T* sinks,
+                              const T* probs, const T* dout, T* dq, T* dk, T* dv, T* dsinks);
 
 }  // namespace sp

@@ -165,12 +165,22 @@ public:
                          at<T>(q_in, n, "ssmax q_in"), at<T>(s, H, "ssmax s"), B, T_, H, D);
     });
   }
-  void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, const AttentionShape& s) override {
+  void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, Buffer sinks,
+                         const AttentionShape& s) override {
     const size_t nq = size_t(s.B * s.Tq() * s.H * s.D), nkv = size_t(s.B * s.T * s.Hkv * s.D);
     typed([&]<class T>(T) {
       sp::attention_forward(s, at<T>(q, nq, "attention q"), at<T>(k, nkv, "attention k"),
-                            at<T>(v, nkv, "attention v"), at<T>(out, nq, "attention out"),
-                            at<T>(lse, size_t(s.B * s.H * s.Tq()), "attention lse"));
+                            at<T>(v, nkv, "attention v"), sinks ? at<T>(sinks, size_t(s.H), "sinks") : nullptr,
+                            at<T>(out, nq, "attention out"), at<T>(lse, size_t(s.B * s.H * s.Tq()), "attention lse"));
+    });
+  }
+  void attention_sink_backward(Buffer dsinks, Buffer out, Buffer dout, Buffer lse, Buffer sinks,
+                               const AttentionShape& s) override {
+    const size_t nq = size_t(s.B * s.T * s.H * s.D);
+    typed([&]<class T>(T) {
+      sp::attention_sink_backward(s, at<T>(out, nq, "attention out"), at<T>(dout, nq, "attention dout"),
+                                  at<T>(lse, size_t(s.B * s.H * s.T), "lse"), at<T>(sinks, size_t(s.H), "sinks"),
+                                  at<T>(dsinks, size_t(s.H), "dsinks"));
     });
   }
   void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out, Buffer dout,

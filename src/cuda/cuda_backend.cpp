@@ -168,18 +168,31 @@ public:
                                     at<T_>(s, H), B, T, H, D, scratch, stream_);
     });
   }
-  void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, const AttentionShape& s) override {
+  void attention_forward(Buffer out, Buffer lse, Buffer q, Buffer k, Buffer v, Buffer sinks,
+                         const AttentionShape& s) override {
     const cuda::AttentionArgs a = args(s);
     const size_t nq = size_t(a.B * a.Tq * a.H * a.D), nk = size_t(a.B * a.Tk * a.Hkv * a.D);
     with_float_type(q.dtype, [&](auto t) {
       using T = decltype(t);
       float* l = at<float>(lse, size_t(a.B * a.H * a.Tq));
+      const T* sk = sinks ? at<T>(sinks, size_t(a.H)) : nullptr;
       if (cuda::attention_decode_applies(a)) {  // a few rows over a long cache: split the keys
         void* scratch = scratch_.get(cuda::attention_decode_scratch_bytes(a), stream_);
-        return cuda::attention_decode_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq), l, scratch,
-                                              stream_);
+        return cuda::attention_decode_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), sk, at<T>(out, nq), l,
+                                              scratch, stream_);
       }
-      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), at<T>(out, nq), l, stream_);
+      cuda::attention_forward_cuda<T>(a, at<T>(q, nq), at<T>(k, nk), at<T>(v, nk), sk, at<T>(out, nq), l, stream_);
+    });
+  }
+  void attention_sink_backward(Buffer dsinks, Buffer out, Buffer dout, Buffer lse, Buffer sinks,
+                               const AttentionShape& s) override {
+    const cuda::AttentionArgs a = args(s);
+    const size_t nq = size_t(s.B * s.T * s.H * s.D);
+    with_float_type(out.dtype, [&](auto t) {
+      using T = decltype(t);
+      void* scratch = scratch_.get(cuda::attention_sink_backward_scratch_bytes(a), stream_);
+      cuda::attention_sink_backward_cuda<T>(a, at<T>(out, nq), at<T>(dout, nq), at<float>(lse, size_t(s.B * s.H * s.T)),
+                                            at<T>(sinks, size_t(s.H)), at<float>(dsinks, size_t(s.H)), scratch, stream_);
     });
   }
   void attention_backward(Buffer dq, Buffer dk, Buffer dv, Buffer q, Buffer k, Buffer v, Buffer out, Buffer dout,

@@ -11,7 +11,9 @@ Normaliser normaliser_from_name(const std::string& name) {
   if (name == "softmax") return Normaliser::Softmax;
   if (name == "softpick") return Normaliser::Softpick;
   if (name == "rectified") return Normaliser::Rectified;
-  usage_fail("model.attention = \"{}\": use softmax, softpick or rectified", name);
+  if (name == "softmax1") return Normaliser::Softmax1;
+  if (name == "sink") return Normaliser::Sink;
+  usage_fail("model.attention = \"{}\": use softmax, softpick, rectified, softmax1 or sink", name);
 }
 
 LossSum take_loss(Backend& be, Buffer loss) {
@@ -57,6 +59,7 @@ ModelTensors Model::views(Buffer flat) const {
     x.v = tensor(flat, p + "self_attn.v_proj.weight");
     x.o = tensor(flat, p + "self_attn.o_proj.weight");
     if (cfg_.ssmax) x.ssmax = tensor(flat, p + "self_attn.ssmax_scale");
+    if (cfg_.attention == "sink") x.sinks = tensor(flat, p + "self_attn.sinks");
     x.ln2 = tensor(flat, p + "post_attention_layernorm.weight");
     x.gate = tensor(flat, p + "mlp.gate_proj.weight");
     x.up = tensor(flat, p + "mlp.up_proj.weight");
@@ -74,6 +77,7 @@ std::vector<double> Model::init_values(size_t i, uint64_t seed) const {
     case ParamRole::Embedding:
     case ParamRole::Matmul:
     case ParamRole::LmHead:
+    case ParamRole::Sink:  // as Hugging Face's gpt-oss initialises its sinks
       for (auto& x : host) x = rng.normal() * cfg_.initializer_range;
       break;
     case ParamRole::Norm: host.assign(s.numel, 1.0); break;
@@ -155,7 +159,7 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
     be_.ssmax_forward(x.q_scaled, x.q, w.ssmax, B, Tq, H, D, pos0);
     q_att = x.q_scaled;
   }
-  be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, s);
+  be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, w.sinks, s);
   if (!mid) return;
   be_.matmul_forward_residual(mid.slice(0, N * C), x.att, w.o, in, N, HD, C);  // mid = in + att w_o^T
 }
@@ -223,6 +227,7 @@ void Model::backward(Activations& a, const std::function<void(size_t)>& bucket_r
     const Buffer q_att = cfg_.ssmax ? x.q_scaled : x.q;
     const Buffer d_q_att = cfg_.ssmax ? a.d_q_scaled : a.d_q;
     be_.attention_backward(d_q_att, a.d_k, a.d_v, q_att, x.k, x.v, x.att, a.d_att, x.lse, shape);
+    if (w.sinks) be_.attention_sink_backward(g.sinks, x.att, a.d_att, x.lse, w.sinks, shape);
     if (cfg_.ssmax)
       be_.ssmax_backward(a.d_q, g.ssmax, a.d_q_scaled, x.q, w.ssmax, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D));
     be_.rope_backward(a.d_q, size_t(B), size_t(T), size_t(d_.H), size_t(d_.D), theta);

@@ -38,7 +38,8 @@ struct ModelDims {
 
 // Views of one block's parameters (or of their gradients) in a flat buffer.
 struct LayerTensors {
-  Buffer ln1, q, k, v, o, ssmax, ln2, gate, up, down;  // ssmax is empty unless model.ssmax
+  // ssmax is empty unless model.ssmax, sinks unless model.attention = sink
+  Buffer ln1, q, k, v, o, ssmax, sinks, ln2, gate, up, down;
 };
 
 struct ModelTensors {
@@ -64,8 +65,8 @@ public:
   Buffer tensor(Buffer flat, const std::string& name) const;
   const ModelTensors& weights() const { return w_; }  // views into params(), for other passes (decode.h)
 
-  // The init: N(0, initializer_range) for Linear and Embedding weights, 1 for norms, ssmax_init for SSMax
-  // scales; every tensor from its own stream of the seed, so the init does not depend on tensor order.
+  // The init: N(0, initializer_range) for Linear and Embedding weights and attention sink logits, 1 for
+  // norms, ssmax_init for SSMax scales; every tensor from its own stream of the seed, so the init does not depend on tensor order.
   // initial_weights() is the init in fp32 (P values, padding 0), the master weights' precision: training
   // hands it to AdamW::set_master_weights, which sets the master and the working copy. init_weights()
   // writes it straight into params() from the fp64 draws, for passes without an optimizer (evaluation,

@@ -21,6 +21,7 @@ std::vector<ParamSpec> param_specs(const ModelConfig& m) {
     add(p + "self_attn.v_proj.weight", {Hkv * D, C}, ParamRole::Matmul);
     add(p + "self_attn.o_proj.weight", {C, H * D}, ParamRole::Matmul);
     if (m.ssmax) add(p + "self_attn.ssmax_scale", {H}, ParamRole::Scale);
+    if (m.attention == "sink") add(p + "self_attn.sinks", {H}, ParamRole::Sink);
     add(p + "post_attention_layernorm.weight", {C}, ParamRole::Norm);
     add(p + "mlp.gate_proj.weight", {F, C}, ParamRole::Matmul);
     add(p + "mlp.up_proj.weight", {F, C}, ParamRole::Matmul);

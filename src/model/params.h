@@ -17,6 +17,7 @@ enum class ParamRole {
   Matmul,     // q/k/v/o and MLP projections      (out, in)
   Norm,       // RMSNorm weights                  (C)
   Scale,      // SSMax per-head scales            (H)
+  Sink,       // per-head attention sink logits   (H)
   LmHead,     // lm_head.weight                   (V, C), absent when tied
 };
 
