@@ -1,5 +1,5 @@
 // Causal attention on the GPU, forward and backward, for softmax, softpick, rectified softmax and softmax with a
-// sink (softmax1, learned sinks: one more denominator term exp(s_h), docs/attention.md §6), with the
+// sink (softmax1, learned sinks: one more denominator term exp(s_h), docs/attention.md §10), with the
 // conventions of docs/attention.md and the CPU reference src/cpu/attention.h: scores s = q . k / sqrt(D),
 // masked keys take no part (not even in softpick's denominator), the shift is floored at 0 for softpick and
 // rectified, eps is added after the shift, empty rows output exact zeros with lse = +inf.

@@ -1,6 +1,7 @@
 // The attention normalisers as policies for the CUDA attention kernels: softmax, softpick, rectified
-// softmax, and softmax with a sink (softmax1, learned sinks) (docs/attention.md §2-§6). A policy says what ONE score contributes; the kernels own the tiling,
-// the masking and the running state, so a tensor-core kernel can reuse these structs unchanged.
+// softmax, and softmax with a sink (softmax1, learned sinks) (docs/attention.md §2-§5, §10). A policy says
+// what ONE score contributes; the kernels own the tiling, the masking and the running state, so a
+// tensor-core kernel can reuse these structs unchanged.
 //
 // The conventions are the CPU reference's (src/cpu/attention.cpp), which the kernels are tested against:
 //   * forward, online over key tiles. Per query row: a running shift c, starting at kInitialShift (-inf for
@@ -107,7 +108,7 @@ struct Rectified : Softmax {
   }
 };
 
-// Softmax with one more denominator term exp(s), s the head's sink logit (docs §6): a key with score s and
+// Softmax with one more denominator term exp(s), s the head's sink logit (docs §10): a key with score s and
 // a zero value row. Softmax1 is s = 0; Sink learns s. Every score's term and gradient is softmax's (the
 // gradient through lse, which holds the sink); only the row's start differs (row_start). The row is never
 // empty: its denominator is at least exp(s - c) > 0.

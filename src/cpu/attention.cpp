@@ -97,7 +97,7 @@ constexpr F initial_shift() {
   return N == Normaliser::Softmax ? -std::numeric_limits<F>::infinity() : F(0);
 }
 
-// Softmax1 runs as Sink with every sink logit 0 (docs/attention.md §6): inside the tiles both are softmax;
+// Softmax1 runs as Sink with every sink logit 0 (docs/attention.md §10): inside the tiles both are softmax;
 // only the running state starts at the sink, c = s and l = exp(s - c) = 1, the sink's denominator term,
 // which the rescaling by exp(c_old - c_new) then carries along like any other.
 template <Normaliser N>
@@ -438,7 +438,7 @@ void attention_sink_backward(const AttentionShape& s, const F* out, const F* dou
   SP_ASSERT(s.norm == Normaliser::Sink && sinks && dsinks, "attention_sink_backward is for learned sinks");
   const int64_t T = s.T, H = s.H, D = s.D;
   // dL/ds_h = -sum over rows of p_sink delta, p_sink = exp(s_h - lse), delta = rowsum(O * dO)
-  // (docs/attention.md §6); per head in (b, t) order, so the bits do not depend on the thread count.
+  // (docs/attention.md §10); per head in (b, t) order, so the bits do not depend on the thread count.
 #pragma omp parallel for if (double(s.B) * T * H * D > 1e6)
   for (int64_t h = 0; h < H; ++h) {
     F sum = 0;
