@@ -340,8 +340,8 @@ TEST_CASE("layouts: stream, document and bos windows hold what data/windows.h sa
   }
 }
 
-TEST_CASE("loader: the document layout covers its windows once per epoch; a changed layout is refused on "
-          "resume; positions saved before layouts existed are stream", "[unit]") {
+TEST_CASE("loader: the document layout covers its windows once per epoch, a changed layout is refused on "
+          "resume, positions saved before layouts existed are stream", "[unit]") {
   TempDir dir;
   std::vector<std::string> files;
   for (int i = 0; i < 3; ++i) {

@@ -172,7 +172,7 @@ TEST_CASE("Ctrl-C stops training cleanly after the current step", "[train]") {
   CHECK(m.train_loss.size() < 100000);
 }
 
-TEST_CASE("ETA: no estimate from the warm-up step alone; then steps and periodic work at their mean times",
+TEST_CASE("ETA: no estimate from the warm-up step alone, then steps and periodic work at their mean times",
           "[unit]") {
   RunEta eta;
   RunEta::Counts left{};
