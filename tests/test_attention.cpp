@@ -395,7 +395,7 @@ TEST_CASE("softpick by hand: masked keys stay out, x = 0 takes sgn = -1", "[unit
   AttentionShape s{1, 2, 1, 1, 2};
   s.norm = Normaliser::Softpick;
   const double eps = s.softpick_eps, c = 1 / std::sqrt(2.0);
-  const Data d{s, {0.8, 0.3, 0.0, 1.2}, {1, 0, 0, 1}, {1, 2, 3, -1}, {0.5, -1, 2, 0.25}};
+  const Data d{s, {0.8, 0.3, 0.0, 1.2}, {1, 0, 0, 1}, {1, 2, 3, -1}, {0.5, -1, 2, 0.25}, {}};
   const double x00 = 0.8 * c, x11 = 1.2 * c;
   const double den0 = (std::exp(x00) - 1) + eps * std::exp(x00);  // unshifted: sum |e^x - 1| + eps e^m
   const double den1 = 0 + (std::exp(x11) - 1) + eps * std::exp(x11);
