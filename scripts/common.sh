@@ -5,6 +5,7 @@ set -euo pipefail
 
 SOFTPICK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SOFTPICK_BUILD="${SOFTPICK_BUILD:-$SOFTPICK_ROOT/build}"
+SOFTPICK_DEMO_DATA="$SOFTPICK_ROOT/data/demo"
 CURRENT_STEP="start"
 
 step() {
@@ -89,4 +90,22 @@ build_nvcc_check() {
   cmake -S "$SOFTPICK_ROOT" -B "$SOFTPICK_NVCC_BUILD" -DCMAKE_BUILD_TYPE=Release -DSOFTPICK_CUDA_EMU=OFF \
     -DSOFTPICK_CUDA=ON -DSOFTPICK_WERROR=ON
   cmake --build "$SOFTPICK_NVCC_BUILD" -j "$(nproc)" --target softpick
+}
+
+# The demo corpus in $SOFTPICK_DEMO_DATA (English text from the Debian `fortunes` package, byte-level
+# tokens; the demo and the sink study train on it), made once, then validated. Needs the build.
+prepare_demo_data() {
+  local dir="$SOFTPICK_DEMO_DATA"
+  if ls "$dir"/demo_train_*.bin >/dev/null 2>&1 && ls "$dir"/demo_val_*.bin >/dev/null 2>&1; then
+    echo "already prepared (delete $dir to rebuild it)"
+  else
+    local fortunes=()
+    for f in /usr/share/games/fortunes/*; do
+      case "$f" in *.dat|*.u8) continue ;; esac
+      [ -f "$f" ] && fortunes+=("$f")
+    done
+    python3 "$SOFTPICK_ROOT/scripts/prepare_data.py" --input "${fortunes[@]}" --format text --doc-separator % \
+      --encoding-errors replace --tokenizer byte --val-fraction 0.05 --out-dir "$dir" --name demo
+  fi
+  "$SOFTPICK_BUILD/softpick" data inspect "$dir"/demo_train_*.bin "$dir"/demo_val_*.bin --vocab-size=259 --decode=200
 }

@@ -4,7 +4,8 @@
     python3 scripts/compare_runs.py runs/softmax runs/softpick [--analysis a.json b.json] [--out-dir figs]
 
 Prints one row per run: final train loss, final validation loss, and from the analysis the sink rate,
-kurtosis, largest |hidden activation| and attention sparsity (docs/analysis.md). The analysis of a run is,
+kurtosis, the smallest, largest and largest absolute hidden activation and the attention sparsity
+(docs/analysis.md). The analysis of a run is,
 in this order: its --analysis file (one per run, in the same order; "-" for none), the newest
 RUN/analysis/step_*.json that `softpick analyze RUN` writes, or the newest "analysis" record of its
 metrics.jsonl. Missing values print as "-".
@@ -13,6 +14,8 @@ Writes to --out-dir (default: the current directory):
   loss.png      training loss (solid) and validation loss (markers) against step, every run
   analysis.png  sink rate, kurtosis, largest |activation| and sparsity against step, from the "analysis"
                 records of metrics.jsonl (only when some run has them)
+  summary.png   the table's sink rate, kurtosis, largest |activation| and sparsity as bars, one per run
+                (only when some run has an analysis)
 """
 import argparse
 import json
@@ -50,7 +53,8 @@ def run_label(run):
     attention = "?"
     if cfg_path.is_file():
         model = load_json(cfg_path).get("model", {})
-        attention = model.get("attention", "?") + (" + SSMax" if model.get("ssmax") else "")
+        attention = (model.get("attention", "?") + (" + SSMax" if model.get("ssmax") else "")
+                     + (" + gate" if model.get("attention_gate") else ""))
     return f"{Path(run).name} ({attention})"
 
 
@@ -89,7 +93,7 @@ def main(argv=None):
     if args.tail < 1 or args.smooth < 1:
         ap.error("--tail and --smooth must be at least 1")
 
-    rows, metrics = [], []
+    rows, metrics, analyses = [], [], []
     for i, run in enumerate(args.runs):
         m = read_metrics(run)
         metrics.append(m)
@@ -104,6 +108,7 @@ def main(argv=None):
         losses = [r["loss"] for r in m["train"] if r.get("loss") is not None]
         tail = losses[-args.tail:]
         a = analysis or {}
+        analyses.append(a)
         rows.append({
             "run": args.labels[i] if args.labels else run_label(run),
             "steps": str(m["train"][-1]["step"] + 1) if m["train"] else "-",
@@ -111,6 +116,8 @@ def main(argv=None):
             "val loss": fmt(m["eval"][-1].get("val_loss") if m["eval"] else None, "loss"),
             "sink rate": fmt(a.get("sink_rate"), "percent"),
             "kurtosis": fmt(a.get("kurtosis"), "number"),
+            "min act": fmt(a.get("min_activation"), "number"),
+            "max act": fmt(a.get("max_activation"), "number"),
             "max |act|": fmt(a.get("max_abs_activation"), "number"),
             "sparsity": fmt(a.get("sparsity_zero"), "percent"),
             "analysis": source,
@@ -159,6 +166,22 @@ def main(argv=None):
         axes.flat[0].legend(fontsize="small")
         fig.tight_layout()
         save_figure(fig, out_dir / "analysis.png")
+
+    if any(analyses):
+        fig, axes = plt.subplots(1, 4, figsize=(3.0 * 4, 3.6))
+        names = [row["run"] for row in rows]
+        for ax, (key, title) in zip(axes.flat, ANALYSIS_KEYS):
+            values = [a.get(key) if a.get(key) is not None else 0.0 for a in analyses]
+            scale = 100.0 if key in ("sink_rate", "sparsity_zero") else 1.0
+            heights = [scale * v for v in values]
+            ax.bar(range(len(values)), heights, color=[f"C{i % 10}" for i in range(len(values))])
+            ax.set_ylim(0, 1.15 * max(heights) if max(heights) > 0 else 1.0)  # all zero: an empty panel from 0
+            ax.set_xticks(range(len(values)))
+            ax.set_xticklabels(names, rotation=45, ha="right", fontsize="small")
+            ax.set_title(title + (" (%)" if scale == 100.0 else ""))
+            ax.grid(True, axis="y", alpha=0.3)
+        fig.tight_layout()
+        save_figure(fig, out_dir / "summary.png")
 
 
 if __name__ == "__main__":

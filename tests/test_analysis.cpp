@@ -43,8 +43,9 @@ double harmonic(int64_t n) {
 
 using test::random_tokens;
 
-ModelConfig tiny_model(const std::string& attention, bool ssmax = false) {
-  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .hidden = 32, .ffn = 48, .vocab = 41});
+ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool gate = false) {
+  return test::tiny_model_config(
+      {.attention = attention, .ssmax = ssmax, .gate = gate, .hidden = 32, .ffn = 48, .vocab = 41});
 }
 
 std::vector<char> read_bytes(const std::string& path) {
@@ -252,6 +253,53 @@ TEST_CASE("analyze_sequences counts every cell, masks padding and dumps the firs
   CHECK(p.hidden[0].n == double((S * T - 4) * C));
   CHECK(p.sparsity[0].total == uint64_t(H * (2 * T * (T + 1) / 2 + (T - 4) * (T - 3) / 2)));
   CHECK(p.sink_cells == r.sink_cells);
+}
+
+TEST_CASE("analyze_sequences measures the output gate's scores of a gated model", "[model][analysis]") {
+  auto be = make_backend({"cpu"});
+  const int64_t S = 2, T = 10;
+  Model plain(tiny_model("softmax"), *be);
+  plain.init_weights(2);
+  CHECK(analyze_sequences(plain, random_tokens(size_t(S * T), 41, 3), S, T, AnalysisOptions{}).gate.empty());
+  const ModelConfig cfg = tiny_model("softmax", false, true);
+  Model model(cfg, *be);
+  model.init_weights(2);
+  const auto tokens = random_tokens(size_t(S * T), cfg.vocab_size, 3);
+  const AnalysisReport r = analyze_sequences(model, tokens, S, T, AnalysisOptions{});
+  REQUIRE(r.gate.size() == size_t(cfg.num_hidden_layers));
+  for (const auto& m : r.gate) {
+    CHECK(m.n == double(S * T * cfg.hidden_size));
+    CHECK(m.min > 0);
+    CHECK(m.max < 1);
+    CHECK(m.min < m.max);  // random gate weights: scores spread around 1/2
+  }
+  // block 0's scores by hand: sigmoid of the gate logits the forward pass keeps
+  Activations acts = model.make_activations(1, T);
+  Moments want;
+  for (int64_t s = 0; s < S; ++s) {
+    model.forward(acts, std::span<const int32_t>(tokens).subspan(size_t(s * T), size_t(T)), 1, T);
+    std::vector<float> g(size_t(T * cfg.hidden_size));
+    be->download(g, acts.layers[0].att_gate.slice(0, g.size()));
+    for (float& x : g) x = 1.0f / (1.0f + std::exp(-x));
+    want.merge(moments_of(g));
+  }
+  model.free_activations(acts);
+  CHECK(r.gate[0].mean == Approx(want.mean).epsilon(1e-12));
+  CHECK(r.gate[0].max == want.max);
+  CHECK(to_json(r).contains("gate_mean_per_layer"));
+  CHECK(format_report(r).find("output gate") != std::string::npos);
+
+  // a zero gate projection opens every gate halfway
+  std::vector<float> w(model.params().numel);
+  be->download(w, model.params());
+  for (const ParamSpec& p : model.specs())
+    if (p.name.find("self_attn.gate_proj") != std::string::npos)
+      std::fill_n(w.begin() + std::ptrdiff_t(p.offset), p.numel, 0.0f);
+  be->upload(model.params(), std::span<const float>(w));
+  for (const auto& m : analyze_sequences(model, tokens, S, T, AnalysisOptions{}).gate) {
+    CHECK(m.min == 0.5);
+    CHECK(m.max == 0.5);
+  }
 }
 
 TEST_CASE("npy files: v1.0 header padded to 64 bytes, C-order float32", "[model][analysis]") {

@@ -173,6 +173,7 @@ class SyntheticInputsTest(Tmp, unittest.TestCase):
         self.assertEqual(bare_row.split()[2:5], ["1", "5.5000", "-"])
         self.assertPng(out / "loss.png")
         self.assertPng(out / "analysis.png")
+        self.assertPng(out / "summary.png")
 
     def test_compare_runs_errors(self):
         p = script("compare_runs.py", self.tmp, rc=1)
@@ -240,11 +241,14 @@ class TrainedRunsTest(Tmp, unittest.TestCase):
         p = script("compare_runs.py", self.runs["softmax"], self.runs["softpick"], "--out-dir", self.tmp / "cmp")
         self.assertPng(self.tmp / "cmp" / "loss.png")
         self.assertFalse((self.tmp / "cmp" / "analysis.png").exists())  # no analysis records in metrics.jsonl
+        self.assertPng(self.tmp / "cmp" / "summary.png")  # from the analysis files
         for attention in ("softmax", "softpick"):
             row = next(l for l in p.stdout.splitlines() if l.startswith(f"{attention} ({attention})"))
             a = self.analysis(attention)
             self.assertIn(f"{100 * a['sparsity_zero']:.2f}%", row)
             self.assertIn(f"{a['kurtosis']:.4g}", row)
+            self.assertIn(f"{a['min_activation']:.4g}", row)
+            self.assertIn(f"{a['max_activation']:.4g}", row)
             self.assertIn("step_00000010.json", row)
 
 

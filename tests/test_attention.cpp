@@ -36,20 +36,6 @@ double tol(double cond = 1) {
 constexpr double kFdStep = 1e-6;
 constexpr double kFdTol = 1e-6;
 
-const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified, Normaliser::Softmax1,
-                           Normaliser::Sink};
-
-const char* name(Normaliser n) {
-  switch (n) {
-    case Normaliser::Softmax: return "softmax";
-    case Normaliser::Softpick: return "softpick";
-    case Normaliser::Rectified: return "rectified";
-    case Normaliser::Softmax1: return "softmax1";
-    case Normaliser::Sink: return "sink";
-  }
-  return "?";
-}
-
 // Inputs are drawn in double and rounded through float, so both precisions see exactly the same values
 // and a float run can be judged against the double reference.
 struct Data {
@@ -180,10 +166,10 @@ TEST_CASE("naive attention gradients match finite differences", "[unit][attentio
   // the finite-difference tolerance while still exercising the eps path.
   AttentionShape s{2, 6, 4, 2, 4};
   s.softpick_eps = 1e-12;
-  for (Normaliser norm : kAll) {
+  for (Normaliser norm : sp::kNormalisers) {
     s.norm = norm;
     Data d = make_data(s, 7);
-    INFO(name(norm));
+    INFO(sp::normaliser_name(norm));
     // Softpick and rectified have a kink at score 0; keep every score well away from it.
     REQUIRE(score_range(d).first > 1e-3);
     const Result an = run_naive<double>(d);
@@ -219,12 +205,12 @@ TEST_CASE("naive attention gradients match finite differences", "[unit][attentio
 }
 
 TEST_CASE("flash attention matches naive, every normaliser, precision and tile edge", "[unit][attention]") {
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (int64_t T : {1, 7, 64, 65, 130})
       for (int64_t Hkv : {2, 1}) {
         AttentionShape s{2, T, 4, Hkv, 32};
         s.norm = norm;
-        INFO(name(norm) << " T=" << T << " Hkv=" << Hkv);
+        INFO(sp::normaliser_name(norm) << " T=" << T << " Hkv=" << Hkv);
         const Data d = make_data(s, 100 + uint64_t(T) * 3 + uint64_t(Hkv));
         check_flash_matches<double>(d);
         check_flash_matches<float>(d);
@@ -281,7 +267,7 @@ void check_empty_rows(Normaliser norm) {
   }
   for (int pass = 0; pass < 2; ++pass) {
     const Result r = pass == 0 ? run_flash<F>(d) : run_naive<F>(d);
-    INFO(name(norm) << (pass == 0 ? " flash" : " naive"));
+    INFO(sp::normaliser_name(norm) << (pass == 0 ? " flash" : " naive"));
     int64_t n_empty = 0;
     bool zero_out = true, zero_dq = true, lse_inf = true, positive_nonzero = true;
     for (int64_t row = 0; row < s.B * s.T * s.H; ++row) {
@@ -325,10 +311,10 @@ TEST_CASE("softpick and rectified rows with no positive score output and pass ex
 }
 
 TEST_CASE("very large and very negative scores stay finite and match naive", "[unit][attention]") {
-  for (Normaliser norm : kAll) {
+  for (Normaliser norm : sp::kNormalisers) {
     AttentionShape s{2, 67, 4, 2, 16};
     s.norm = norm;
-    INFO(name(norm));
+    INFO(sp::normaliser_name(norm));
     // Large: scores q.k / sqrt(D) ~ 1e3 with both signs.
     const Data big = make_data(s, 31, 1e3);
     const double big_cond = score_range(big).second;
@@ -361,9 +347,9 @@ TEST_CASE("very large and very negative scores stay finite and match naive", "[u
 
 TEST_CASE("attention weights are distributions where they should be", "[unit][attention]") {
   AttentionShape s{2, 40, 4, 2, 8};
-  for (Normaliser norm : kAll) {
+  for (Normaliser norm : sp::kNormalisers) {
     s.norm = norm;
-    INFO(name(norm));
+    INFO(sp::normaliser_name(norm));
     Data d = make_data(s, 41, 2.0);
     std::fill(d.v.begin(), d.v.end(), 1.0);  // then every output entry is its row's weight sum
     const Result naive = run_naive<float>(d), flash = run_flash<float>(d);
@@ -437,7 +423,7 @@ TEST_CASE("softmax1 and learned sinks by hand: the sink's term in every denomina
     const double delta0 = y00 * dp00, delta1 = y10 * dp10 + y11 * dp11;
     const double dsink = -(std::exp(sink) / den0 * delta0 + std::exp(sink) / den1 * delta1);
     const double dx11 = y11 * (dp11 - delta1);  // softmax's gradient, given the denominators
-    INFO(name(norm));
+    INFO(sp::normaliser_name(norm));
     for (int pass = 0; pass < 2; ++pass) {
       const Result r = pass == 0 ? run_flash<double>(d) : run_naive<double>(d);
       INFO((pass == 0 ? "flash" : "naive"));

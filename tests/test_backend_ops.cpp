@@ -131,20 +131,6 @@ sp::AttentionShape shape(int64_t B, int64_t T, int64_t H, int64_t Hkv, int64_t D
   return sp::AttentionShape{B, T, H, Hkv, D, n, 1e-6};
 }
 
-const sp::Normaliser kNormalisers[] = {sp::Normaliser::Softmax, sp::Normaliser::Softpick, sp::Normaliser::Rectified,
-                                       sp::Normaliser::Softmax1, sp::Normaliser::Sink};
-
-const char* norm_name(sp::Normaliser n) {
-  switch (n) {
-    case sp::Normaliser::Softmax: return "softmax";
-    case sp::Normaliser::Softpick: return "softpick";
-    case sp::Normaliser::Rectified: return "rectified";
-    case sp::Normaliser::Softmax1: return "softmax1";
-    case sp::Normaliser::Sink: return "sink";
-  }
-  return "?";
-}
-
 // Learned sink logits of both signs for Normaliser::Sink, no buffer otherwise.
 Buffer sink_logits(OpRun& r, const sp::AttentionShape& s) {
   return s.norm == sp::Normaliser::Sink ? r.input(r.randn(size_t(s.H), 1.5), r.kinds.weight) : Buffer{};
@@ -170,6 +156,22 @@ void attention_case(OpRun& r, const sp::AttentionShape& s) {
     r.be.attention_sink_backward(dsinks, out, dout, lse, sinks, s);
     r.read("dsinks", dsinks, Rounding::Operands);
   }
+}
+
+// act(gate) * up and its backward, on 101 values.
+OpCase glu_case(sp::Glu act) {
+  return {std::string("glu ") + (act == sp::Glu::Swish ? "swish" : "sigmoid") + " forward and backward (n 101)",
+          [act](OpRun& r) {
+            const size_t n = 101;
+            const auto K = r.kinds;
+            Buffer g = r.input(r.randn(n, 2.0), K.act), u = r.input(r.randn(n), K.act);
+            Buffer out = r.zeros(n, K.act), dg = r.zeros(n, K.act), du = r.zeros(n, K.act);
+            r.be.glu_forward(out, g, u, n, act);
+            r.be.glu_backward(dg, du, r.input(r.randn(n), K.act), g, u, n, act);
+            r.read("out", out);
+            r.read("dgate", dg);
+            r.read("dup", du);
+          }};
 }
 
 std::vector<OpCase> op_table() {
@@ -244,21 +246,11 @@ std::vector<OpCase> op_table() {
                  r.read("dq_in", dq);
                  r.read("ds", ds);
                }});
-  t.push_back({"swiglu forward and backward (n 101)", [](OpRun& r) {
-                 const size_t n = 101;
-                 const auto K = r.kinds;
-                 Buffer g = r.input(r.randn(n, 2.0), K.act), u = r.input(r.randn(n), K.act);
-                 Buffer out = r.zeros(n, K.act), dg = r.zeros(n, K.act), du = r.zeros(n, K.act);
-                 r.be.swiglu_forward(out, g, u, n);
-                 r.be.swiglu_backward(dg, du, r.input(r.randn(n), K.act), g, u, n);
-                 r.read("out", out);
-                 r.read("dgate", dg);
-                 r.read("dup", du);
-               }});
-  for (sp::Normaliser nm : kNormalisers)
+  t.push_back(glu_case(sp::Glu::Swish));
+  for (sp::Normaliser nm : sp::kNormalisers)
     for (auto [H, Hkv] : {std::pair<int64_t, int64_t>{4, 4}, {4, 2}, {4, 1}})
       for (int64_t T : {2, 13, 37})  // (a softpick row with one visible key has dq ~ eps: all cancellation)
-        t.push_back({std::string("attention ") + norm_name(nm) + " (B 2, T " + std::to_string(T) + ", H " +
+        t.push_back({std::string("attention ") + sp::normaliser_name(nm) + " (B 2, T " + std::to_string(T) + ", H " +
                          std::to_string(H) + ", Hkv " + std::to_string(Hkv) + ", D 64)",
                      [=](OpRun& r) { attention_case(r, shape(2, T, H, Hkv, 64, nm)); }});
   // Every head dim, and lengths past the tensor-core kernels' 64-row tiles: several query blocks and key
@@ -266,9 +258,9 @@ std::vector<OpCase> op_table() {
   struct Long {
     int64_t B, T, H, Hkv, D;
   };
-  for (sp::Normaliser nm : kNormalisers)
+  for (sp::Normaliser nm : sp::kNormalisers)
     for (Long c : {Long{1, 21, 2, 1, 128}, Long{1, 70, 2, 1, 128}, Long{1, 150, 4, 2, 64}, Long{2, 40, 4, 2, 32}})
-      t.push_back({std::string("attention ") + norm_name(nm) + " (B " + std::to_string(c.B) + ", T " +
+      t.push_back({std::string("attention ") + sp::normaliser_name(nm) + " (B " + std::to_string(c.B) + ", T " +
                        std::to_string(c.T) + ", H " + std::to_string(c.H) + ", Hkv " + std::to_string(c.Hkv) +
                        ", D " + std::to_string(c.D) + ")",
                    [=](OpRun& r) { attention_case(r, shape(c.B, c.T, c.H, c.Hkv, c.D, nm)); }});
@@ -297,9 +289,9 @@ std::vector<OpCase> op_table() {
   struct Decode {
     int64_t T, new_rows;
   };
-  for (sp::Normaliser nm : kNormalisers)
+  for (sp::Normaliser nm : sp::kNormalisers)
     for (Decode c : {Decode{75, 1}, Decode{75, 3}, Decode{75, 70}, Decode{600, 1}, Decode{600, 3}})
-      t.push_back({std::string("attention ") + norm_name(nm) + " forward with a query offset (T " +
+      t.push_back({std::string("attention ") + sp::normaliser_name(nm) + " forward with a query offset (T " +
                        std::to_string(c.T) + ", last " + std::to_string(c.new_rows) + " rows, H 4, Hkv 2, D 64)",
                    [=](OpRun& r) {
                      const int64_t new_rows = c.new_rows;
@@ -346,6 +338,7 @@ std::vector<OpCase> op_table() {
                  r.read("a as stat", wide);
                  r.read("a and back", back);
                }});
+  t.push_back(glu_case(sp::Glu::Sigmoid));
   return t;
 }
 
@@ -370,7 +363,7 @@ void check_backend(const std::string& device, bool deterministic = true, const s
   auto be = sp::make_backend({device, 2, 0, deterministic});
   uint64_t seed = 1;
   for (const OpCase& c : op_table()) {
-    ++seed;
+    ++seed;  // a case's inputs are seeded by its place in the table: new cases go at the end
     if (!c.name.starts_with(only)) continue;
     OpRun ref(*ref_be, seed), got(*be, seed);
     c.run(ref);

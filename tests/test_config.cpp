@@ -58,7 +58,7 @@ TEST_CASE("340M preset resolves to the paper's shape and counts", "[unit]") {
 TEST_CASE("every preset loads and matches the paper's table", "[unit]") {
   for (auto name : {"softmax_340m", "rectified_340m", "scaled_softpick_340m", "softmax_120m", "softpick_120m",
                     "softmax_1.8b", "softpick_1.8b", "softmax_7b", "softpick_7b", "demo_softmax",
-                    "demo_softpick"}) {
+                    "demo_softpick", "softmax1_340m", "sink_340m", "gated_softmax_340m"}) {
     INFO(name);
     Config c = load_config(kConfigs + name + ".json");
     CHECK(derive(c).params_total > 0);
@@ -66,6 +66,13 @@ TEST_CASE("every preset loads and matches the paper's table", "[unit]") {
   CHECK(std::llround(derive(load_config(kConfigs + "softpick_1.8b.json")).params_total / 1e6) == 1775);
   Config s = load_config(kConfigs + "scaled_softpick_340m.json");
   CHECK(s.model.ssmax);
+  // the sink-study presets: the softmax 340M run with one remedy each
+  const int64_t base = derive(load_config(kConfigs + "softmax_340m.json")).params_total;
+  CHECK(derive(load_config(kConfigs + "softmax1_340m.json")).params_total == base);
+  CHECK(derive(load_config(kConfigs + "sink_340m.json")).params_total == base + 24 * 16);  // (H) per block
+  Config gated = load_config(kConfigs + "gated_softmax_340m.json");
+  CHECK(gated.model.attention_gate);
+  CHECK(derive(gated).params_total == base + 24 * 1024 * 1024);
   Config g = load_config(kConfigs + "softpick_7b.json");
   CHECK(*g.model.num_kv_heads == 8);
   CHECK(*g.model.intermediate_size == 14336);

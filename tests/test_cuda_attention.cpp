@@ -32,20 +32,6 @@ using sp::Normaliser;
 using sp::cuda::AttentionArgs;
 using namespace sp::test;
 
-const Normaliser kAll[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified, Normaliser::Softmax1,
-                           Normaliser::Sink};
-
-const char* name(Normaliser n) {
-  switch (n) {
-    case Normaliser::Softmax: return "softmax";
-    case Normaliser::Softpick: return "softpick";
-    case Normaliser::Rectified: return "rectified";
-    case Normaliser::Softmax1: return "softmax1";
-    case Normaliser::Sink: return "sink";
-  }
-  return "?";
-}
-
 struct Problem {
   AttentionArgs a;
   std::vector<float> q, dout;  // (B, Tk, H, D); dout is zero on the rows before the last Tq
@@ -203,16 +189,16 @@ TEMPLATE_TEST_CASE("cuda attention matches the CPU reference: normalisers, head 
     int64_t H, Hkv;
   };
   uint64_t seed = 1;
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (int64_t D : {64, 128})
       for (Heads g : {Heads{4, 4}, Heads{4, 2}, Heads{4, 1}})
         for (int64_t T : {1, 17, 67}) {
           const int64_t B = T == 67 ? 1 : 2;
-          INFO(name(norm) << " D=" << D << " H=" << g.H << " Hkv=" << g.Hkv << " T=" << T << " B=" << B);
+          INFO(sp::normaliser_name(norm) << " D=" << D << " H=" << g.H << " Hkv=" << g.Hkv << " T=" << T << " B=" << B);
           check_problem<TestType>(random_problem<TestType>(args(norm, B, T, T, g.H, g.Hkv, D), seed++));
         }
-  for (Normaliser norm : kAll) {
-    INFO(name(norm) << " D=32");
+  for (Normaliser norm : sp::kNormalisers) {
+    INFO(sp::normaliser_name(norm) << " D=32");
     check_problem<TestType>(random_problem<TestType>(args(norm, 2, 40, 40, 4, 2, 32), seed++));
   }
 }
@@ -223,10 +209,10 @@ TEMPLATE_TEST_CASE("cuda attention on decoding rows: the last Tq of Tk rows, q_o
     int64_t Tq, Tk;
   };
   uint64_t seed = 100;
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (int64_t D : {64, 128})
       for (Rows r : {Rows{1, 17}, Rows{1, 67}, Rows{5, 67}, Rows{33, 80}, Rows{70, 200}}) {
-        INFO(name(norm) << " D=" << D << " Tq=" << r.Tq << " Tk=" << r.Tk);
+        INFO(sp::normaliser_name(norm) << " D=" << D << " Tq=" << r.Tq << " Tk=" << r.Tk);
         check_problem<TestType>(random_problem<TestType>(args(norm, 2, r.Tq, r.Tk, 4, 2, D), seed++));
       }
 }
@@ -238,7 +224,7 @@ TEMPLATE_TEST_CASE("cuda attention: rows without a positive score output zero, l
                    "[cuda]", float, __nv_bfloat16) {
   for (Normaliser norm : {Normaliser::Softpick, Normaliser::Rectified})
     for (int64_t D : {64, 128}) {
-      INFO(name(norm) << " D=" << D);
+      INFO(sp::normaliser_name(norm) << " D=" << D);
       const AttentionArgs a = args(norm, 2, 67, 67, 4, 2, D);
       Problem p = random_problem<TestType>(a, 7);
       for (float& x : p.k) x = std::abs(x);
@@ -284,9 +270,9 @@ TEMPLATE_TEST_CASE("cuda attention: rows without a positive score output zero, l
 // exp(-m) there, and the later keys bring positive scores (docs/attention.md §3.3).
 TEMPLATE_TEST_CASE("cuda attention: scores far below -88 on the first key tile, positive ones after it", "[cuda]",
                    float, __nv_bfloat16) {
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (int64_t D : {64, 128}) {
-      INFO(name(norm) << " D=" << D);
+      INFO(sp::normaliser_name(norm) << " D=" << D);
       const AttentionArgs a = args(norm, 1, 67, 67, 4, 2, D);
       Problem p = random_problem<TestType>(a, 11);
       std::fill(p.q.begin(), p.q.end(), 1.0f);
@@ -310,10 +296,10 @@ TEMPLATE_TEST_CASE("cuda decode attention (split-K) matches the CPU reference", 
   REQUIRE(sp::cuda::attention_decode_splits(args(Normaliser::Softmax, 1, 1, 1000, 4, 2, 64)) == 8);
   REQUIRE(!sp::cuda::attention_decode_applies(args(Normaliser::Softmax, 1, 64, 1000, 4, 2, 64)));
   uint64_t seed = 500;
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (Rows r : {Rows{1, 1, 2, 64}, Rows{1, 17, 1, 32}, Rows{2, 300, 2, 64}, Rows{1, 1000, 2, 128},
                    Rows{4, 1000, 4, 64}, Rows{3, 260, 1, 128}}) {
-      INFO(name(norm) << " Tq=" << r.Tq << " Tk=" << r.Tk << " Hkv=" << r.Hkv << " D=" << r.D);
+      INFO(sp::normaliser_name(norm) << " Tq=" << r.Tq << " Tk=" << r.Tk << " Hkv=" << r.Hkv << " D=" << r.D);
       const Problem p = random_problem<TestType>(args(norm, 2, r.Tq, r.Tk, 4, r.Hkv, r.D), seed++);
       const Reference ref = cpu_reference<TestType>(p);
       const AttentionArgs& a = p.a;
@@ -341,10 +327,10 @@ TEST_CASE("cuda attention: the atomic-dq backward matches the CPU and the determ
     int64_t B, Tq, Tk, H, Hkv, D;
   };
   uint64_t seed = 300;
-  for (Normaliser norm : kAll)
+  for (Normaliser norm : sp::kNormalisers)
     for (Shape sh : {Shape{2, 17, 17, 4, 4, 64}, Shape{1, 150, 150, 4, 2, 64}, Shape{2, 67, 67, 4, 1, 128},
                      Shape{1, 70, 70, 4, 2, 128}, Shape{2, 40, 40, 4, 2, 32}, Shape{2, 33, 80, 4, 2, 64}}) {
-      INFO(name(norm) << " B=" << sh.B << " Tq=" << sh.Tq << " Tk=" << sh.Tk << " H=" << sh.H << " Hkv=" << sh.Hkv
+      INFO(sp::normaliser_name(norm) << " B=" << sh.B << " Tq=" << sh.Tq << " Tk=" << sh.Tk << " H=" << sh.H << " Hkv=" << sh.Hkv
                       << " D=" << sh.D);
       Problem p = random_problem<T>(args(norm, sh.B, sh.Tq, sh.Tk, sh.H, sh.Hkv, sh.D), seed++);
       const Reference ref = cpu_reference<T>(p);
@@ -361,8 +347,8 @@ TEST_CASE("cuda attention: the atomic-dq backward matches the CPU and the determ
 TEMPLATE_TEST_CASE("cuda attention is deterministic: same bits across runs and fiber schedules", "[cuda]", float,
                    __nv_bfloat16) {
   SeedGuard guard;
-  for (Normaliser norm : kAll) {
-    INFO(name(norm));
+  for (Normaliser norm : sp::kNormalisers) {
+    INFO(sp::normaliser_name(norm));
     const Problem p = random_problem<TestType>(args(norm, 2, 67, 67, 4, 2, 64), 21);
     const Reference ref = cpu_reference<TestType>(p);
     emu::set_schedule_seed(1);

@@ -19,7 +19,7 @@
 #include "rmsnorm.cuh"
 #include "rope.cuh"
 #include "ssmax.cuh"
-#include "swiglu.cuh"
+#include "glu.cuh"
 
 #include "cpu/adamw.h"
 #include "cpu/embedding.h"
@@ -27,7 +27,7 @@
 #include "cpu/rmsnorm.h"
 #include "cpu/rope.h"
 #include "cpu/ssmax.h"
-#include "cpu/swiglu.h"
+#include "cpu/glu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -299,22 +299,23 @@ TEMPLATE_TEST_CASE("cuda kernels: ssmax forward from pos0, and backward overwrit
   });
 }
 
-TEMPLATE_TEST_CASE("cuda kernels: swiglu forward, and backward overwriting dgate and dup", "[cuda]", float, bf16) {
+TEMPLATE_TEST_CASE("cuda kernels: glu forward, and backward overwriting dgate and dup", "[cuda]", float, bf16) {
   using T = TestType;
   std::mt19937_64 rng(7);
+  for (sp::Glu act : {sp::Glu::Swish, sp::Glu::Sigmoid})
   for (size_t n : {1, 7, 1000, 4099}) {
-    INFO("n " << n);
+    INFO((act == sp::Glu::Swish ? "swish" : "sigmoid") << ", n " << n);
     Vec gate = randn_as<T>(n, rng, 3.0);
     const Vec extremes = {-100.0f, 100.0f, -30.0f, 30.0f};  // sigmoid's two saturated ends
     std::copy(extremes.begin(), extremes.begin() + std::min(n, extremes.size()), gate.begin());
     const Vec up = randn_as<T>(n, rng), dout = randn_as<T>(n, rng), garbage = randn_as<T>(n, rng, 1e3);
     Vec out_ref(n), dgate_ref(n), dup_ref(n);
-    sp::swiglu_forward(out_ref.data(), gate.data(), up.data(), n);
-    sp::swiglu_backward(dgate_ref.data(), dup_ref.data(), dout.data(), gate.data(), up.data(), n);
+    sp::glu_forward(out_ref.data(), gate.data(), up.data(), n, act);
+    sp::glu_backward(dgate_ref.data(), dup_ref.data(), dout.data(), gate.data(), up.data(), n, act);
     DeviceArray<T> d_gate(gate), d_up(up), d_dout(dout), out(n), dgate(garbage), dup(garbage);
-    sp::cuda::swiglu_forward_cuda(out.p, d_gate.p, d_up.p, n, kStream);
+    sp::cuda::glu_forward_cuda(out.p, d_gate.p, d_up.p, n, act, kStream);
     check_close("out", out.host(), out_ref, cuda_tolerance<T>());
-    sp::cuda::swiglu_backward_cuda(dgate.p, dup.p, d_dout.p, d_gate.p, d_up.p, n, kStream);
+    sp::cuda::glu_backward_cuda(dgate.p, dup.p, d_dout.p, d_gate.p, d_up.p, n, act, kStream);
     check_close("dgate", dgate.host(), dgate_ref, cuda_tolerance<T>());
     check_close("dup", dup.host(), dup_ref, cuda_tolerance<T>());
   }

@@ -41,8 +41,10 @@ std::vector<double> randn(size_t n, uint64_t seed) {
 // max |a - b| / max(max |b|, 1)
 using test::random_tokens;
 
-ModelConfig tiny_model(const std::string& attention, bool ssmax, int64_t kv_heads, bool tied = false) {
-  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .kv_heads = kv_heads, .tied = tied});
+ModelConfig tiny_model(const std::string& attention, bool ssmax, int64_t kv_heads, bool tied = false,
+                       bool gate = false) {
+  return test::tiny_model_config(
+      {.attention = attention, .ssmax = ssmax, .gate = gate, .kv_heads = kv_heads, .tied = tied});
 }
 
 double rel_err(const std::vector<double>& a, const std::vector<double>& b) {
@@ -119,17 +121,20 @@ TEST_CASE("decoding with the KV cache reproduces the full forward pass at every 
     int64_t kv;
     bool tied;
     const char* backend;
+    bool gate = false;  // model.attention_gate
   };
   for (Variant var : {Variant{"softmax", false, 4, false, "cpu-f64"}, Variant{"softpick", false, 2, false, "cpu-f64"},
                       Variant{"rectified", false, 2, false, "cpu-f64"}, Variant{"softpick", true, 1, true, "cpu-f64"},
                       Variant{"softmax", true, 2, false, "cpu-f64"}, Variant{"softpick", true, 2, false, "cpu"},
                       Variant{"rectified", false, 1, false, "cpu"}, Variant{"softmax1", false, 2, false, "cpu-f64"},
-                      Variant{"sink", true, 2, false, "cpu-f64"}, Variant{"sink", false, 1, false, "cpu"}}) {
-    INFO(var.attention << (var.ssmax ? " + SSMax" : "") << ", kv heads " << var.kv << (var.tied ? ", tied" : "")
-                       << ", " << var.backend);
+                      Variant{"sink", true, 2, false, "cpu-f64"}, Variant{"sink", false, 1, false, "cpu"},
+                      Variant{"softmax", false, 2, false, "cpu-f64", true}, Variant{"softpick", true, 1, false, "cpu", true},
+                      Variant{"sink", false, 2, true, "cpu-f64", true}}) {
+    INFO(var.attention << (var.ssmax ? " + SSMax" : "") << (var.gate ? " + gate" : "") << ", kv heads " << var.kv
+                       << (var.tied ? ", tied" : "") << ", " << var.backend);
     const double tol = std::string(var.backend) == "cpu" ? kF32Tol : kF64Tol;
     auto be = make_backend({var.backend, 2});
-    Model model(tiny_model(var.attention, var.ssmax, var.kv, var.tied), *be);
+    Model model(tiny_model(var.attention, var.ssmax, var.kv, var.tied, var.gate), *be);
     model.init_weights(9);
     const int64_t T = 40, V = 23;
     Activations acts = model.make_activations(1, T);

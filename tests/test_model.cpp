@@ -29,9 +29,10 @@ constexpr double kGradAbsTol = 1e-8;
 // eps e^m): it depends on the row max m through eps, a dependence the kernels (like the paper's) do not
 // differentiate (docs/attention.md). With eps = 0 both forms are the same function, and finite differences
 // test the gradient exactly.
-ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool tied = false, int64_t kv_heads = 2) {
-  return test::tiny_model_config(
-      {.attention = attention, .ssmax = ssmax, .kv_heads = kv_heads, .tied = tied, .softpick_eps = 0});
+ModelConfig tiny_model(const std::string& attention, bool ssmax = false, bool tied = false, int64_t kv_heads = 2,
+                       bool gate = false) {
+  return test::tiny_model_config({.attention = attention, .ssmax = ssmax, .gate = gate, .kv_heads = kv_heads,
+                                  .tied = tied, .softpick_eps = 0});
 }
 
 double mean_loss(Model& m, Activations& a, const std::vector<int32_t>& in, const std::vector<int32_t>& tgt,
@@ -49,14 +50,18 @@ TEST_CASE("whole-model gradients match finite differences (double precision)", "
     const char* attention;
     bool ssmax, tied;
     int64_t kv_heads;
+    bool gate = false;  // model.attention_gate
   };
   for (Variant v : {Variant{"softmax", false, false, 2}, Variant{"softpick", false, false, 2},
                     Variant{"rectified", false, false, 4}, Variant{"softpick", true, true, 1},
                     Variant{"softmax", true, false, 4}, Variant{"softmax1", false, false, 2},
-                    Variant{"sink", false, false, 2}, Variant{"sink", true, true, 1}}) {
-    INFO("attention " << v.attention << " ssmax " << v.ssmax << " tied " << v.tied << " kv " << v.kv_heads);
+                    Variant{"sink", false, false, 2}, Variant{"sink", true, true, 1},
+                    Variant{"softmax", false, false, 2, true}, Variant{"softpick", true, false, 2, true},
+                    Variant{"sink", false, true, 4, true}}) {
+    INFO("attention " << v.attention << " ssmax " << v.ssmax << " tied " << v.tied << " kv " << v.kv_heads
+                      << " gate " << v.gate);
     auto be = make_backend({"cpu-f64"});
-    Model model(tiny_model(v.attention, v.ssmax, v.tied, v.kv_heads), *be);
+    Model model(tiny_model(v.attention, v.ssmax, v.tied, v.kv_heads, v.gate), *be);
     model.init_weights(5);
     const int64_t B = 2, T = 7;
     Activations a = model.make_activations(B, T);

@@ -86,10 +86,11 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return aa == 0 && bb == 0 ? 1.0 : ab / std::sqrt(aa * bb);
 }
 
-sp::ModelConfig small_config(const char* attention, bool ssmax) {
+sp::ModelConfig small_config(const char* attention, bool ssmax, bool gate = false) {
   sp::test::TinyModel t;
   t.attention = attention;
   t.ssmax = ssmax;
+  t.gate = gate;
   t.hidden = 128;  // 4 heads of 32 (the CUDA attention takes head dims 32, 64 and 128), 2 kv heads
   t.ffn = 192;
   t.vocab = 97;
@@ -104,10 +105,10 @@ void compare_step(const std::string& device, double loss_tol, MinCosine min_cosi
   auto cpu = sp::make_backend({"cpu", 2});
   auto cuda = sp::make_backend({device, 2});
   for (const char* attention : {"softmax", "softpick", "rectified", "softmax1", "sink"})
-    for (bool ssmax : {false, true}) {
-      const sp::ModelConfig cfg = small_config(attention, ssmax);
+    for (auto [ssmax, gate] : {std::pair{false, false}, {true, false}, {false, true}}) {
+      const sp::ModelConfig cfg = small_config(attention, ssmax, gate);
       const StepResult ref = one_step(cfg, *cpu, 2, 24), got = one_step(cfg, *cuda, 2, 24);
-      INFO(device << ": " << attention << (ssmax ? " + SSMax" : ""));
+      INFO(device << ": " << attention << (ssmax ? " + SSMax" : "") << (gate ? " + gate" : ""));
       CAPTURE(got.loss, ref.loss);
       CHECK(std::abs(got.loss - ref.loss) <= loss_tol * ref.loss);
       for (const auto& [name, g] : ref.grads) {
@@ -123,11 +124,11 @@ void compare_step(const std::string& device, double loss_tol, MinCosine min_cosi
 
 TEST_CASE("model: recomputed activations on cuda give the same gradients bit for bit", SP_CUDA_TAG) {
   auto cuda = sp::make_backend({"cuda", 2});
-  for (bool ssmax : {false, true}) {
-    const sp::ModelConfig cfg = small_config("softpick", ssmax);
+  for (auto [ssmax, gate] : {std::pair{false, false}, {true, false}, {false, true}}) {
+    const sp::ModelConfig cfg = small_config("softpick", ssmax, gate);
     const StepResult ref = one_step(cfg, *cuda, 2, 24);
     for (sp::Recompute r : {sp::Recompute::Attention, sp::Recompute::Full}) {
-      INFO(sp::recompute_name(r) << (ssmax ? " + SSMax" : ""));
+      INFO(sp::recompute_name(r) << (ssmax ? " + SSMax" : "") << (gate ? " + gate" : ""));
       const StepResult got = one_step(cfg, *cuda, 2, 24, r);
       CHECK(got.loss == ref.loss);
       for (const auto& [name, g] : ref.grads) {
@@ -158,9 +159,10 @@ TEST_CASE("model: decoding with the KV cache on cuda reproduces the full forward
   for (const char* device : {"cuda-f32", "cuda"}) {
     auto be = sp::make_backend({device, 2});
     const double tol = std::string(device) == "cuda" ? 3 * kTolBF16 : 1e-4;
-    for (const char* attention : {"softmax", "softpick", "rectified", "softmax1", "sink"}) {
-      INFO(device << ": " << attention);
-      const sp::ModelConfig cfg = small_config(attention, false);
+    for (auto [attention, gate] : {std::pair{"softmax", false}, {"softpick", false}, {"rectified", false},
+                                   {"softmax1", false}, {"sink", false}, {"softpick", true}}) {
+      INFO(device << ": " << attention << (gate ? " + gate" : ""));
+      const sp::ModelConfig cfg = small_config(attention, false, gate);
       sp::Model model(cfg, *be);
       model.init_weights(9);
       const int64_t T = 264, V = cfg.vocab_size;

@@ -1,4 +1,4 @@
-// CPU ops around attention and the MLP: rmsnorm, rope, ssmax, swiglu, embedding. Each forward against a
+// CPU ops around attention and the MLP: rmsnorm, rope, ssmax, glu, embedding. Each forward against a
 // naive formula written here, each backward against central finite differences in double, the backward
 // conventions (which gradients overwrite and which accumulate), float against double, and bit-identical
 // gradients across runs and thread counts.
@@ -21,7 +21,7 @@
 #include "cpu/rmsnorm.h"
 #include "cpu/rope.h"
 #include "cpu/ssmax.h"
-#include "cpu/swiglu.h"
+#include "cpu/glu.h"
 
 namespace {
 
@@ -208,25 +208,28 @@ Tensors run_ssmax(const SsmaxCase& c, double prefill = 0) {
   return {{"out", back(out)}, {"dq", back(dq)}, {"ds", back(ds)}};
 }
 
-// ---- swiglu ----
-struct SwigluCase {
+// ---- glu ----
+struct GluCase {
   Vec gate, up, dout;  // (n) each
+  sp::Glu act;
 };
 
-SwigluCase swiglu_case(size_t n, uint64_t seed) {
+GluCase glu_case(size_t n, uint64_t seed, sp::Glu act) {
   std::mt19937_64 rng(seed);
-  return {randn(n, rng, 3), randn(n, rng), randn(n, rng)};
+  return {randn(n, rng, 3), randn(n, rng), randn(n, rng), act};
 }
 
 template <class F>
-Tensors run_swiglu(const SwigluCase& c, double prefill = 0) {
+Tensors run_glu(const GluCase& c, double prefill = 0) {
   auto g = to<F>(c.gate), u = to<F>(c.up), dout = to<F>(c.dout);
   const size_t n = g.size();
   std::vector<F> out(n), dg(n, F(prefill)), du(n, F(prefill));
-  sp::swiglu_forward(out.data(), g.data(), u.data(), n);
-  sp::swiglu_backward(dg.data(), du.data(), dout.data(), g.data(), u.data(), n);
+  sp::glu_forward(out.data(), g.data(), u.data(), n, c.act);
+  sp::glu_backward(dg.data(), du.data(), dout.data(), g.data(), u.data(), n, c.act);
   return {{"out", back(out)}, {"dgate", back(dg)}, {"dup", back(du)}};
 }
+
+const char* glu_name(sp::Glu act) { return act == sp::Glu::Swish ? "swish" : "sigmoid"; }
 
 // ---- embedding ----
 struct EmbCase {
@@ -410,41 +413,59 @@ TEMPLATE_TEST_CASE("ssmax gradients are bit-identical across runs and thread cou
   require_deterministic([&] { return run_ssmax<TestType>(c); });
 }
 
-// ================================ swiglu ================================
+// ================================ glu ================================
 
-TEMPLATE_TEST_CASE("swiglu forward is silu(gate) * up", "[unit][ops]", float, double) {
-  const SwigluCase c = swiglu_case(500, 15);
-  Vec out(c.gate.size());
-  for (size_t i = 0; i < out.size(); i++) out[i] = c.gate[i] / (1 + std::exp(-c.gate[i])) * c.up[i];
-  CHECK(rel_err(run_swiglu<TestType>(c).at("out"), out) <= kTol<TestType>);
+TEMPLATE_TEST_CASE("glu forward is silu(gate) * up (swish) or sigmoid(gate) * up (sigmoid)", "[unit][ops]", float,
+                   double) {
+  for (sp::Glu act : {sp::Glu::Swish, sp::Glu::Sigmoid}) {
+    INFO(glu_name(act));
+    const GluCase c = glu_case(500, 15, act);
+    Vec out(c.gate.size());
+    for (size_t i = 0; i < out.size(); i++) {
+      const double sig = 1 / (1 + std::exp(-c.gate[i]));
+      out[i] = (act == sp::Glu::Swish ? c.gate[i] * sig : sig) * c.up[i];
+    }
+    CHECK(rel_err(run_glu<TestType>(c).at("out"), out) <= kTol<TestType>);
+  }
 }
 
-TEST_CASE("swiglu gradients match finite differences", "[unit][ops]") {
-  SwigluCase c = swiglu_case(40, 16);
-  const Tensors an = run_swiglu<double>(c);
-  auto loss = [&] { return dot(run_swiglu<double>(c).at("out"), c.dout); };
-  CHECK(rel_err(an.at("dgate"), fd_grad(c.gate, loss)) <= kFdTol);
-  CHECK(rel_err(an.at("dup"), fd_grad(c.up, loss)) <= kFdTol);
+TEST_CASE("glu gradients match finite differences", "[unit][ops]") {
+  for (sp::Glu act : {sp::Glu::Swish, sp::Glu::Sigmoid}) {
+    INFO(glu_name(act));
+    GluCase c = glu_case(40, 16, act);
+    const Tensors an = run_glu<double>(c);
+    auto loss = [&] { return dot(run_glu<double>(c).at("out"), c.dout); };
+    CHECK(rel_err(an.at("dgate"), fd_grad(c.gate, loss)) <= kFdTol);
+    CHECK(rel_err(an.at("dup"), fd_grad(c.up, loss)) <= kFdTol);
+  }
 }
 
-TEMPLATE_TEST_CASE("swiglu backward overwrites dgate and dup", "[unit][ops]", float, double) {
-  const SwigluCase c = swiglu_case(100, 17);
-  require_conventions(run_swiglu<TestType>(c), run_swiglu<TestType>(c, 1), {}, {"dgate", "dup"}, 0);
+TEMPLATE_TEST_CASE("glu backward overwrites dgate and dup", "[unit][ops]", float, double) {
+  for (sp::Glu act : {sp::Glu::Swish, sp::Glu::Sigmoid}) {
+    const GluCase c = glu_case(100, 17, act);
+    require_conventions(run_glu<TestType>(c), run_glu<TestType>(c, 1), {}, {"dgate", "dup"}, 0);
+  }
 }
 
-TEMPLATE_TEST_CASE("swiglu stays finite and takes its limits at extreme gates", "[unit][ops]", float, double) {
-  // silu(g) -> g and its derivative -> 1 as g -> +inf; both -> 0 as g -> -inf, where e^-g overflows.
-  const SwigluCase c{{-1000, -100, 100, 1000}, {2, 2, 2, 2}, {1, 1, 1, 1}};
-  const Tensors r = run_swiglu<TestType>(c);
-  const Vec out = {0, 0, 200, 2000}, dgate = {0, 0, 2, 2}, dup = {0, 0, 100, 1000};
-  CHECK(rel_err(r.at("out"), out) <= kTol<TestType>);
-  CHECK(rel_err(r.at("dgate"), dgate) <= kTol<TestType>);
-  CHECK(rel_err(r.at("dup"), dup) <= kTol<TestType>);
+TEMPLATE_TEST_CASE("glu stays finite and takes its limits at extreme gates", "[unit][ops]", float, double) {
+  // silu(g) -> g and its derivative -> 1 as g -> +inf; sigmoid(g) -> 1 and its derivative -> 0; all -> 0 as
+  // g -> -inf, where e^-g overflows.
+  const Vec gate = {-1000, -100, 100, 1000}, up = {2, 2, 2, 2}, dout = {1, 1, 1, 1};
+  const Tensors swish = run_glu<TestType>(GluCase{gate, up, dout, sp::Glu::Swish});
+  CHECK(rel_err(swish.at("out"), {0, 0, 200, 2000}) <= kTol<TestType>);
+  CHECK(rel_err(swish.at("dgate"), {0, 0, 2, 2}) <= kTol<TestType>);
+  CHECK(rel_err(swish.at("dup"), {0, 0, 100, 1000}) <= kTol<TestType>);
+  const Tensors sigmoid = run_glu<TestType>(GluCase{gate, up, dout, sp::Glu::Sigmoid});
+  CHECK(rel_err(sigmoid.at("out"), {0, 0, 2, 2}) <= kTol<TestType>);
+  CHECK(rel_err(sigmoid.at("dgate"), {0, 0, 0, 0}) <= kTol<TestType>);
+  CHECK(rel_err(sigmoid.at("dup"), {0, 0, 1, 1}) <= kTol<TestType>);
 }
 
-TEST_CASE("swiglu in float agrees with double", "[unit][ops]") {
-  const SwigluCase c = swiglu_case(2000, 18);
-  require_float_matches_double(run_swiglu<float>(c), run_swiglu<double>(c));
+TEST_CASE("glu in float agrees with double", "[unit][ops]") {
+  for (sp::Glu act : {sp::Glu::Swish, sp::Glu::Sigmoid}) {
+    const GluCase c = glu_case(2000, 18, act);
+    require_float_matches_double(run_glu<float>(c), run_glu<double>(c));
+  }
 }
 
 // ================================ embedding ================================

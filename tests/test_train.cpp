@@ -108,6 +108,8 @@ TEST_CASE("every attention variant trains", "[train]") {
                                                               {"model.attention=rectified"},
                                                               {"model.attention=softmax1"},
                                                               {"model.attention=sink"},
+                                                              {"model.attention_gate=true"},
+                                                              {"model.attention=softmax", "model.attention_gate=true"},
                                                               {"model.ssmax=true"},
                                                               {"model.attention=softmax", "model.ssmax=true"}}) {
     INFO(overrides[0] << (overrides.size() > 1 ? " " + overrides[1] : ""));

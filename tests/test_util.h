@@ -56,7 +56,7 @@ inline RunResult run_softpick(const std::string& args) {
 // A small model for tests: 2 blocks of 4 query heads, sizes and variant as given.
 struct TinyModel {
   std::string attention = "softpick";
-  bool ssmax = false;
+  bool ssmax = false, gate = false;  // gate: model.attention_gate
   int64_t hidden = 16, kv_heads = 2, ffn = 24, vocab = 23;
   double init = 0.3;  // large enough that attention scores take both signs (softpick rows can abstain)
   bool tied = false;
@@ -68,6 +68,7 @@ inline ModelConfig tiny_model_config(const TinyModel& t) {
   auto& m = c.model;
   m.attention = t.attention;
   m.ssmax = t.ssmax;
+  m.attention_gate = t.gate;
   m.hidden_size = t.hidden;
   m.num_hidden_layers = 2;
   m.num_heads = 4;

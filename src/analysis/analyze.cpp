@@ -82,12 +82,14 @@ AnalysisReport analyze_sequences(Model& model, std::span<const int32_t> tokens, 
   r.sink_score_sum.assign(size_t(L * H), 0.0);
   r.hidden.assign(size_t(L + 1), Moments{});
   r.sparsity.assign(size_t(L), SparsityCounts{});
+  if (c.attention_gate) r.gate.assign(size_t(L), Moments{});
 
   // One sequence per pass: the maps of one block, (1, H, T, T), are the largest buffer (H T^2 floats).
   ScopedActivations scoped(model, 1, T);
   Activations& acts = scoped.acts;
   const size_t TT = size_t(T) * size_t(T);
   std::vector<float> hidden(size_t(T) * size_t(C));            // (T, C) one hidden state
+  std::vector<float> gate(r.gate.empty() ? 0 : size_t(T) * size_t(C));  // (T, H * D) one block's gate scores
   std::vector<float> probs, out;                               // (1, H, T, T), (1, T, H, D)
   std::vector<double> score(static_cast<size_t>(H));           // (H) sink score per head
   std::vector<SparsityCounts> counts(static_cast<size_t>(H));  // (H)
@@ -98,6 +100,11 @@ AnalysisReport analyze_sequences(Model& model, std::span<const int32_t> tokens, 
     for (int64_t l = 0; l <= L; ++l) {
       model.backend().download(hidden, acts.resid[size_t(l)].slice(0, hidden.size()));
       r.hidden[size_t(l)].merge(moments_of_rows(hidden, T, C, seq_valid));
+    }
+    for (size_t l = 0; l < r.gate.size(); ++l) {
+      model.backend().download(gate, acts.layers[l].att_gate.slice(0, gate.size()));
+      for (float& g : gate) g = 1.0f / (1.0f + std::exp(-g));
+      r.gate[l].merge(moments_of_rows(gate, T, C, seq_valid));
     }
     for (int64_t l = 0; l < L; ++l) {
       attention_maps(model, acts, l, probs, out);
@@ -235,8 +242,8 @@ nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
     fs::create_directories(opt.dump_dir, ec);
     if (ec) fail("--dump-dir {}: cannot create it ({})", opt.dump_dir, ec.message());
   }
-  spdlog::info("analysing {} ({}{}, {} layers x {} heads) on {} sequences of {} tokens", dir, m.attention,
-               m.ssmax ? " + SSMax" : "", m.num_hidden_layers, m.num_heads, S, T);
+  spdlog::info("analysing {} ({}, {} layers x {} heads) on {} sequences of {} tokens", dir, attention_label(m),
+               m.num_hidden_layers, m.num_heads, S, T);
   const AnalysisReport r = analyze_sequences(model, tokens, S, T, opt);
 
   nlohmann::ordered_json j;
@@ -245,10 +252,11 @@ nlohmann::ordered_json run_analysis(const AnalyzeRequest& req) {
   j["step"] = state.value("step", int64_t(0));
   j["attention"] = m.attention;
   j["ssmax"] = m.ssmax;
+  j["attention_gate"] = m.attention_gate;
   j["data"] = files;
   j.update(to_json(r));
-  std::cout << "analysis of " << dir << " (step " << j["step"].get<int64_t>() << "): " << m.attention
-            << (m.ssmax ? " + SSMax" : "") << ", " << S << " sequences of " << T << " tokens from " << pattern
+  std::cout << "analysis of " << dir << " (step " << j["step"].get<int64_t>() << "): " << attention_label(m)
+            << ", " << S << " sequences of " << T << " tokens from " << pattern
             << "\n\n" << format_report(r);
   const std::string json_path = req.json_path.empty() ? default_json_path(dir) : req.json_path;
   if (json_path.empty()) {

@@ -37,6 +37,8 @@ struct AnalysisReport {
   std::vector<double> sink_score_sum; // (L, H) sum over sequences of the mean weight on key 0
   std::vector<Moments> hidden;        // (L + 1) [0] embedding output, [l + 1] output of block l
   std::vector<SparsityCounts> sparsity;  // (L) causal-triangle counts of block l's attention maps
+  std::vector<Moments> gate;          // (L) the output gate's scores sigmoid(h W_g^T) in block l; empty
+                                      // without model.attention_gate
   std::vector<std::string> dumped;    // .npy files written
 
   double sink_rate() const;                         // over all (sequence, layer, head) cells

@@ -132,6 +132,11 @@ nlohmann::ordered_json to_json(const AnalysisReport& r) {
   j["sparsity_near_zero"] = sp.near_zero_fraction();
   j["sparsity_zero_per_layer"] = zero_l;
   j["sparsity_near_zero_per_layer"] = near_l;
+  if (!r.gate.empty()) {
+    Json gate_l = Json::array();
+    for (const auto& m : r.gate) gate_l.push_back(m.mean);
+    j["gate_mean_per_layer"] = gate_l;
+  }
   j["attention_entries"] = sp.total;
   j["attention_dumps"] = r.dumped;
   return j;
@@ -169,6 +174,11 @@ std::string format_report(const AnalysisReport& r) {
       s += fmt::format("{:>8}", std::isnan(x) ? std::string("-") : fmt::format("{:.1f}", 100.0 * x));
     }
     s += "\n";
+  }
+  if (!r.gate.empty()) {
+    s += fmt::format("\noutput gate, mean and max of sigmoid(h W_g^T) over heads, channels and positions:\n");
+    for (size_t l = 0; l < r.gate.size(); ++l)
+      s += fmt::format("{:<12}{:>8.3f}{:>8.3f}\n", fmt::format("block {}", l), r.gate[l].mean, r.gate[l].max);
   }
   return s;
 }

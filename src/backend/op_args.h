@@ -12,6 +12,25 @@ enum class Normaliser { Softmax, Softpick, Rectified, Softmax1, Sink };
 
 inline bool has_sink(Normaliser n) { return n == Normaliser::Softmax1 || n == Normaliser::Sink; }
 
+constexpr Normaliser kNormalisers[] = {Normaliser::Softmax, Normaliser::Softpick, Normaliser::Rectified,
+                                       Normaliser::Softmax1, Normaliser::Sink};
+
+// As model.attention spells it (normaliser_from_name in model/model.h reads it).
+constexpr const char* normaliser_name(Normaliser n) {
+  switch (n) {
+    case Normaliser::Softmax: return "softmax";
+    case Normaliser::Softpick: return "softpick";
+    case Normaliser::Rectified: return "rectified";
+    case Normaliser::Softmax1: return "softmax1";
+    case Normaliser::Sink: return "sink";
+  }
+  return "?";
+}
+
+// The gated linear units, out = act(gate) * up: Swish is the MLP's SwiGLU (act = silu), Sigmoid the
+// original GLU (act = sigmoid), which the attention output gate applies (model.attention_gate).
+enum class Glu { Sigmoid, Swish };
+
 // Attention problem, causal: k and v (B, T, Hkv, D); the queries are the last Tq() = T - q_offset positions
 // of each sequence, q and out (B, Tq, H, D), lse (B, H, Tq). Query row i sits at position q_offset + i and
 // sees keys 0 .. q_offset + i. Training has q_offset = 0 (Tq = T); the key/value-cached decoder passes the

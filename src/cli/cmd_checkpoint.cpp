@@ -39,7 +39,7 @@ int inspect(const Argv& argv) {
               << "  valid       yes (sizes and SHA-256 of both tensor files match state.json)\n"
               << "  step        " << st["step"] << " (" << st["updates"] << " updates, " << st["tokens_seen"]
               << " tokens seen, " << st["skipped"]["total"] << " skipped)\n"
-              << "  model       " << c.model.attention << (c.model.ssmax ? " + SSMax" : "") << ", "
+              << "  model       " << attention_label(c.model) << ", "
               << c.model.num_hidden_layers << " x " << c.model.hidden_size << ", " << c.model.num_heads
               << " heads (" << *c.model.num_kv_heads << " kv), vocab " << c.model.vocab_size << ", "
               << d.params_total << " parameters\n"

@@ -133,6 +133,8 @@ int cmd_eval(const Argv& argv) {
   report.step = im.step;
   report.attention = mc.attention;
   report.ssmax = mc.ssmax;
+  report.attention_gate = mc.attention_gate;
+  report.attention_label = attention_label(mc);
   report.params = derive(im.config).params_total;
   report.context = T;
   report.trained_context = im.config.training.seq_len;

@@ -264,6 +264,10 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   return c;
 }
 
+std::string attention_label(const ModelConfig& m) {
+  return m.attention + (m.ssmax ? " + SSMax" : "") + (m.attention_gate ? " + output gate" : "");
+}
+
 Derived derive(const Config& c) {
   Derived d;
   const auto& m = c.model;

@@ -20,6 +20,7 @@ struct ModelConfig {
   std::string attention = "softpick";  // softmax | softpick | rectified | softmax1 | sink
   bool ssmax = false;                  // scaled attention (SSMax): q *= s_h * log(pos + 2)
   double ssmax_init = 0.3;             // initial per-head s_h
+  bool attention_gate = false;         // output gate: attention output *= sigmoid(rmsnorm(x) W_g^T)
   double softpick_eps = 1e-6;          // added to the softpick denominator after the max shift
   int64_t hidden_size = 1024;          // C
   int64_t num_hidden_layers = 24;      // L
@@ -131,6 +132,7 @@ void visit_fields(C& c, V&& v) {
   v(FieldSpec{"model", "attention", "attention normaliser: the paper's softmax, softpick, rectified; softmax1 (exp(x_i) / (1 + sum_j exp(x_j))); sink (a learned per-head logit in the denominator); docs/attention.md", -kInf, kInf, {"softmax", "softpick", "rectified", "softmax1", "sink"}}, m.attention);
   v(FieldSpec{"model", "ssmax", "scaled attention (SSMax): multiply q at position i by s_h * log(i + 2)"}, m.ssmax);
   v(FieldSpec{"model", "ssmax_init", "initial value of the learnable per-head SSMax scale s_h", 0, kInf}, m.ssmax_init);
+  v(FieldSpec{"model", "attention_gate", "attention output gate (any normaliser): multiply each head's output elementwise by sigmoid(h W_g^T), h the block's normalised input"}, m.attention_gate);
   v(FieldSpec{"model", "softpick_eps", "epsilon added to the softpick denominator (after the max shift)", 0, 1}, m.softpick_eps);
   v(FieldSpec{"model", "hidden_size", "model width C", 1, 1 << 20}, m.hidden_size);
   v(FieldSpec{"model", "num_hidden_layers", "number of transformer blocks L", 1, 4096}, m.num_hidden_layers);
@@ -228,6 +230,9 @@ void resolve(Config& c);
 
 // Data files must exist for training; the config command does not need them.
 void validate_data_files(const Config& c);
+
+// The attention as logs and reports name it: the normaliser, then " + SSMax" and " + output gate" when on.
+std::string attention_label(const ModelConfig& m);
 
 Derived derive(const Config& c);
 

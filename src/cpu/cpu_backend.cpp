@@ -14,7 +14,7 @@
 #include "cpu/rmsnorm.h"
 #include "cpu/rope.h"
 #include "cpu/ssmax.h"
-#include "cpu/swiglu.h"
+#include "cpu/glu.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -194,15 +194,15 @@ public:
                              at<T>(dv, nkv, "attention dv"));
     });
   }
-  void swiglu_forward(Buffer out, Buffer gate, Buffer up, size_t n) override {
+  void glu_forward(Buffer out, Buffer gate, Buffer up, size_t n, Glu act) override {
     typed([&]<class T>(T) {
-      sp::swiglu_forward(at<T>(out, n, "swiglu out"), at<T>(gate, n, "gate"), at<T>(up, n, "up"), n);
+      sp::glu_forward(at<T>(out, n, "glu out"), at<T>(gate, n, "gate"), at<T>(up, n, "up"), n, act);
     });
   }
-  void swiglu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n) override {
+  void glu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n, Glu act) override {
     typed([&]<class T>(T) {
-      sp::swiglu_backward(at<T>(dgate, n, "dgate"), at<T>(dup, n, "dup"), at<T>(dout, n, "swiglu dout"),
-                          at<T>(gate, n, "gate"), at<T>(up, n, "up"), n);
+      sp::glu_backward(at<T>(dgate, n, "dgate"), at<T>(dup, n, "dup"), at<T>(dout, n, "glu dout"),
+                       at<T>(gate, n, "gate"), at<T>(up, n, "up"), n, act);
     });
   }
   void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,

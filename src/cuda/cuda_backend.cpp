@@ -19,7 +19,7 @@
 #include "rmsnorm.cuh"
 #include "rope.cuh"
 #include "ssmax.cuh"
-#include "swiglu.cuh"
+#include "glu.cuh"
 
 #include <cmath>
 #include <vector>
@@ -208,17 +208,17 @@ public:
                                        at<T>(dv, nk), scratch, stream_);
     });
   }
-  void swiglu_forward(Buffer out, Buffer gate, Buffer up, size_t n) override {
+  void glu_forward(Buffer out, Buffer gate, Buffer up, size_t n, Glu act) override {
     with_float_type(gate.dtype, [&](auto t) {
       using T = decltype(t);
-      cuda::swiglu_forward_cuda<T>(at<T>(out, n), at<T>(gate, n), at<T>(up, n), n, stream_);
+      cuda::glu_forward_cuda<T>(at<T>(out, n), at<T>(gate, n), at<T>(up, n), n, act, stream_);
     });
   }
-  void swiglu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n) override {
+  void glu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n, Glu act) override {
     with_float_type(gate.dtype, [&](auto t) {
       using T = decltype(t);
-      cuda::swiglu_backward_cuda<T>(at<T>(dgate, n), at<T>(dup, n), at<T>(dout, n), at<T>(gate, n), at<T>(up, n), n,
-                                    stream_);
+      cuda::glu_backward_cuda<T>(at<T>(dgate, n), at<T>(dup, n), at<T>(dout, n), at<T>(gate, n), at<T>(up, n), n, act,
+                                 stream_);
     });
   }
   void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,

@@ -17,8 +17,8 @@ std::string format_value(const Metric& m) {
 }  // namespace
 
 std::string format_report(const EvalReport& r) {
-  std::string out = fmt::format("checkpoint  {} (step {})\nmodel       {}{}, {} parameters, context {} tokens{}\n",
-                                r.checkpoint, r.step, r.attention, r.ssmax ? " + SSMax" : "", r.params, r.context,
+  std::string out = fmt::format("checkpoint  {} (step {})\nmodel       {}, {} parameters, context {} tokens{}\n",
+                                r.checkpoint, r.step, r.attention_label, r.params, r.context,
                                 r.context == r.trained_context ? "" : fmt::format(" (trained at {})", r.trained_context));
   if (r.val)
     out += fmt::format("validation  loss {:.4f}, perplexity {:.3f} ({} tokens in {} windows)\n", r.val->loss,
@@ -47,6 +47,7 @@ nlohmann::ordered_json to_json(const EvalReport& r) {
   j["step"] = r.step;
   j["attention"] = r.attention;
   j["ssmax"] = r.ssmax;
+  j["attention_gate"] = r.attention_gate;
   j["params"] = r.params;
   j["context"] = r.context;
   j["trained_context"] = r.trained_context;

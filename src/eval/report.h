@@ -16,7 +16,8 @@ struct EvalReport {
   std::string checkpoint;
   int64_t step = 0;
   std::string attention;
-  bool ssmax = false;
+  bool ssmax = false, attention_gate = false;
+  std::string attention_label;  // attention_label() of the model config
   int64_t params = 0;
   int64_t context = 0, trained_context = 0;  // tokens
   std::optional<ValResult> val;

@@ -62,6 +62,8 @@ constexpr BlockField kBlockFields[] = {
     {"v", &BlockActivations::v, Part::Attention, Rows::KeyValue},
     {"att", &BlockActivations::att, Part::Attention, Rows::Heads},
     {"lse", &BlockActivations::lse, Part::Attention, Rows::HeadRows},
+    {"att_gate", &BlockActivations::att_gate, Part::Attention, Rows::Heads},
+    {"att_out", &BlockActivations::att_out, Part::Attention, Rows::Heads},
     {"mid", &BlockActivations::mid, Part::Mlp, Rows::Model},
     {"ln2", &BlockActivations::ln2, Part::Mlp, Rows::Model},
     {"rstd2", &BlockActivations::rstd2, Part::Mlp, Rows::Stat},
@@ -72,7 +74,9 @@ constexpr BlockField kBlockFields[] = {
 
 bool listed(const BlockField& f, const ModelConfig& m, bool with_kv) {
   if (f.rows == Rows::KeyValue) return with_kv;
-  return f.member != &BlockActivations::q_scaled || m.ssmax;
+  if (f.member == &BlockActivations::q_scaled) return m.ssmax;
+  if (f.member == &BlockActivations::att_gate || f.member == &BlockActivations::att_out) return m.attention_gate;
+  return true;
 }
 
 std::vector<int64_t> shape_of(const BlockField& f, const ModelConfig& m, int64_t B, int64_t Tq) {
@@ -133,6 +137,10 @@ std::vector<ActivationSpec> activation_specs(const ModelConfig& m, int64_t B, in
   s.add("d_q", {B, T, H, D}, ActKind::Value, x.d_q);
   if (m.ssmax) s.add("d_q_scaled", {B, T, H, D}, ActKind::Value, x.d_q_scaled);
   s.add("d_att", {B, T, H, D}, ActKind::Value, x.d_att);
+  if (m.attention_gate) {
+    s.add("d_att_gate", {B, T, H, D}, ActKind::Value, x.d_att_gate);
+    s.add("d_att_out", {B, T, H, D}, ActKind::Value, x.d_att_out);
+  }
   s.add("d_k", {B, T, Hkv, D}, ActKind::Value, x.d_k);
   s.add("d_v", {B, T, Hkv, D}, ActKind::Value, x.d_v);
   s.add("d_gate", {B, T, F}, ActKind::Value, x.d_gate);

@@ -27,6 +27,7 @@ struct BlockActivations {
   Buffer q, k, v;            // (B, Tq, H, D) after RoPE, (B, T, Hkv, D) after RoPE, (B, T, Hkv, D)
   Buffer q_scaled;           // (B, Tq, H, D) SSMax-scaled q (only with model.ssmax)
   Buffer att, lse;           // (B, Tq, H, D), (B, H, Tq)
+  Buffer att_gate, att_out;  // (B, Tq, H, D) each: gate logits h W_g^T, att * sigmoid(att_gate) (attention_gate)
   Buffer mid;                // (B, Tq, C) residual after attention
   Buffer ln2, rstd2;         // (B, Tq, C), (B, Tq)
   Buffer gate, up, act;      // (B, Tq, F) each
@@ -35,7 +36,7 @@ struct BlockActivations {
 // What the backward pass recomputes instead of keeping (training.activation_checkpointing):
 //   None       every block keeps all of its BlockActivations.
 //   Attention  each block keeps its MLP part (mid, ln2, rstd2, gate, up, act); its attention part (ln1,
-//              rstd1, q, q_scaled, k, v, att, lse) is one buffer set shared by all layers, recomputed from
+//              rstd1, q, q_scaled, k, v, att, lse, att_gate, att_out) is one buffer set shared by all layers, recomputed from
 //              the block's input before the block's backward: one more QKV projection and attention forward
 //              per layer.
 //   Full       each block keeps only its input (resid[l]); the whole block is recomputed (but the down
@@ -59,6 +60,7 @@ struct Activations {
   // gradient scratch, shared by all layers
   Buffer d_resid, d_ln, d_final;  // (B, T, C)
   Buffer d_q, d_q_scaled, d_att;  // (B, T, H, D); d_q_scaled only with model.ssmax
+  Buffer d_att_gate, d_att_out;   // (B, T, H, D), only with model.attention_gate
   Buffer d_k, d_v;                // (B, T, Hkv, D)
   Buffer d_gate, d_up, d_act;     // (B, T, F)
   Buffer logits;                  // (V) the last position's logits (Model::last_logits)

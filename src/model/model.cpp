@@ -8,11 +8,8 @@
 namespace sp {
 
 Normaliser normaliser_from_name(const std::string& name) {
-  if (name == "softmax") return Normaliser::Softmax;
-  if (name == "softpick") return Normaliser::Softpick;
-  if (name == "rectified") return Normaliser::Rectified;
-  if (name == "softmax1") return Normaliser::Softmax1;
-  if (name == "sink") return Normaliser::Sink;
+  for (Normaliser n : kNormalisers)
+    if (name == normaliser_name(n)) return n;
   usage_fail("model.attention = \"{}\": use softmax, softpick, rectified, softmax1 or sink", name);
 }
 
@@ -60,6 +57,7 @@ ModelTensors Model::views(Buffer flat) const {
     x.o = tensor(flat, p + "self_attn.o_proj.weight");
     if (cfg_.ssmax) x.ssmax = tensor(flat, p + "self_attn.ssmax_scale");
     if (cfg_.attention == "sink") x.sinks = tensor(flat, p + "self_attn.sinks");
+    if (cfg_.attention_gate) x.att_gate = tensor(flat, p + "self_attn.gate_proj.weight");
     x.ln2 = tensor(flat, p + "post_attention_layernorm.weight");
     x.gate = tensor(flat, p + "mlp.gate_proj.weight");
     x.up = tensor(flat, p + "mlp.up_proj.weight");
@@ -152,6 +150,7 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
   be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
   be_.matmul_forward(k_new, x.ln1, w.k, N, C, KD);
   be_.matmul_forward(v_new, x.ln1, w.v, N, C, KD);
+  if (w.att_gate) be_.matmul_forward(x.att_gate, x.ln1, w.att_gate, N, C, HD);
   be_.rope_forward(x.q, B, Tq, H, D, theta, pos0);
   be_.rope_forward(k_new, B, Tq, Hkv, D, theta, pos0);
   Buffer q_att = x.q;
@@ -160,8 +159,10 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
     q_att = x.q_scaled;
   }
   be_.attention_forward(x.att, x.lse, q_att, x.k, x.v, w.sinks, s);
+  if (w.att_gate) be_.glu_forward(x.att_out, x.att_gate, x.att, N * HD, Glu::Sigmoid);  // att * sigmoid(gate)
   if (!mid) return;
-  be_.matmul_forward_residual(mid.slice(0, N * C), x.att, w.o, in, N, HD, C);  // mid = in + att w_o^T
+  const Buffer att_out = w.att_gate ? x.att_out : x.att;
+  be_.matmul_forward_residual(mid.slice(0, N * C), att_out, w.o, in, N, HD, C);  // mid = in + att_out w_o^T
 }
 
 void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N) {
@@ -171,7 +172,7 @@ void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer ou
   be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, cfg_.norm_eps);
   be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
   be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
-  be_.swiglu_forward(x.act, x.gate, x.up, N * F);
+  be_.glu_forward(x.act, x.gate, x.up, N * F, Glu::Swish);
   if (!out) return;
   be_.matmul_forward_residual(out.slice(0, N * C), x.act, w.down, mid, N, F, C);  // out = mid + act w_down^T
 }
@@ -218,12 +219,17 @@ void Model::backward(Activations& a, const std::function<void(size_t)>& bucket_r
     recompute_block(a, l, shape);
     // MLP sub-block; the skip path leaves d_resid as it is, the norm path adds to it
     be_.matmul_backward(a.d_act, g.down, a.d_resid, x.act, w.down, N, F, C, false);
-    be_.swiglu_backward(a.d_gate, a.d_up, a.d_act, x.gate, x.up, N * F);
+    be_.glu_backward(a.d_gate, a.d_up, a.d_act, x.gate, x.up, N * F, Glu::Swish);
     be_.matmul_backward(a.d_ln, g.gate, a.d_gate, x.ln2, w.gate, N, C, F, false);
     be_.matmul_backward(a.d_ln, g.up, a.d_up, x.ln2, w.up, N, C, F, true);
     be_.rmsnorm_backward(a.d_resid, g.ln2, a.d_ln, x.mid, w.ln2, x.rstd2, N, C);
     // attention sub-block
-    be_.matmul_backward(a.d_att, g.o, a.d_resid, x.att, w.o, N, HD, C, false);
+    if (w.att_gate) {  // through o_proj to the gated output, then to the attention and the gate's logits
+      be_.matmul_backward(a.d_att_out, g.o, a.d_resid, x.att_out, w.o, N, HD, C, false);
+      be_.glu_backward(a.d_att_gate, a.d_att, a.d_att_out, x.att_gate, x.att, N * HD, Glu::Sigmoid);
+    } else {
+      be_.matmul_backward(a.d_att, g.o, a.d_resid, x.att, w.o, N, HD, C, false);
+    }
     const Buffer q_att = cfg_.ssmax ? x.q_scaled : x.q;
     const Buffer d_q_att = cfg_.ssmax ? a.d_q_scaled : a.d_q;
     be_.attention_backward(d_q_att, a.d_k, a.d_v, q_att, x.k, x.v, x.att, a.d_att, x.lse, shape);
@@ -235,6 +241,7 @@ void Model::backward(Activations& a, const std::function<void(size_t)>& bucket_r
     be_.matmul_backward(a.d_ln, g.q, a.d_q, x.ln1, w.q, N, C, HD, false);
     be_.matmul_backward(a.d_ln, g.k, a.d_k, x.ln1, w.k, N, C, KD, true);
     be_.matmul_backward(a.d_ln, g.v, a.d_v, x.ln1, w.v, N, C, KD, true);
+    if (w.att_gate) be_.matmul_backward(a.d_ln, g.att_gate, a.d_att_gate, x.ln1, w.att_gate, N, C, HD, true);
     be_.rmsnorm_backward(a.d_resid, g.ln1, a.d_ln, a.resid[size_t(l)], w.ln1, x.rstd1, N, C);
     done();
   }

@@ -1,6 +1,7 @@
 // The Llama model with a switchable attention normaliser, written once over the Backend interface.
 //
 //   tokens (B, T) -> embedding -> L x [ x += o_proj(attention(rope(q), rope(k), v) of rmsnorm(x));
+//                                       (with model.attention_gate, attention(..) * sigmoid(gate_proj(..)))
 //                                       x += down_proj(silu(gate_proj(h)) * up_proj(h)), h = rmsnorm(x) ]
 //                 -> rmsnorm -> lm_head -> cross-entropy
 //
@@ -38,8 +39,9 @@ struct ModelDims {
 
 // Views of one block's parameters (or of their gradients) in a flat buffer.
 struct LayerTensors {
-  // ssmax is empty unless model.ssmax, sinks unless model.attention = sink
-  Buffer ln1, q, k, v, o, ssmax, sinks, ln2, gate, up, down;
+  // ssmax is empty unless model.ssmax, sinks unless model.attention = sink, att_gate unless
+  // model.attention_gate (self_attn.gate_proj); gate is the MLP's gate_proj
+  Buffer ln1, q, k, v, o, ssmax, sinks, att_gate, ln2, gate, up, down;
 };
 
 struct ModelTensors {
@@ -103,8 +105,8 @@ public:
   void last_logits(Activations& a, std::span<float> logits);
 
 private:
-  // The block's two halves. The attention half writes mid = in + o_proj(attention(rmsnorm(in))), or, with
-  // mid empty, stops after the attention (the recomputation of Recompute::Attention keeps mid). The MLP
+  // The block's two halves. The attention half writes mid = in + o_proj(attention(rmsnorm(in))) (the
+  // attention gated when model.attention_gate), or, with mid empty, stops after the (gated) attention (the recomputation of Recompute::Attention keeps mid). The MLP
   // half writes out = mid + down_proj(swiglu(rmsnorm(mid))), or, with out empty, stops after swiglu. Each
   // residual add is its projection's epilogue (Backend::matmul_forward_residual).
   void attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s);

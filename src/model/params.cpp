@@ -22,6 +22,7 @@ std::vector<ParamSpec> param_specs(const ModelConfig& m) {
     add(p + "self_attn.o_proj.weight", {C, H * D}, ParamRole::Matmul);
     if (m.ssmax) add(p + "self_attn.ssmax_scale", {H}, ParamRole::Scale);
     if (m.attention == "sink") add(p + "self_attn.sinks", {H}, ParamRole::Sink);
+    if (m.attention_gate) add(p + "self_attn.gate_proj.weight", {H * D, C}, ParamRole::Matmul);
     add(p + "post_attention_layernorm.weight", {C}, ParamRole::Norm);
     add(p + "mlp.gate_proj.weight", {F, C}, ParamRole::Matmul);
     add(p + "mlp.up_proj.weight", {F, C}, ParamRole::Matmul);

@@ -278,9 +278,9 @@ TrainSummary train(const Config& cfg, const TrainOptions& opt) {
     spdlog::warn("lr_scheduler.warmup_steps ({}) exceeds training.steps ({}): the learning rate never reaches "
                  "optimizer.lr", cfg.lr_scheduler.warmup_steps, cfg.training.steps);
   const double peak_flops = backend->peak_flops();  // per rank
-  spdlog::info("model: {} parameters ({} non-embedding), {} attention{}, {} rank(s) ({}) x {} threads{}, backend {}",
-               derived.params_total, derived.params_non_embedding, cfg.model.attention,
-               cfg.model.ssmax ? " + SSMax" : "", comm->size(), comm->name(), threads,
+  spdlog::info("model: {} parameters ({} non-embedding), {} attention, {} rank(s) ({}) x {} threads{}, backend {}",
+               derived.params_total, derived.params_non_embedding, attention_label(cfg.model), comm->size(),
+               comm->name(), threads,
                optimizer.sharded() ? ", ZeRO-1" : "", backend->name());
   spdlog::info("data: {} train tokens in {} windows, {} val batches; {} tokens per step", train_data.total_tokens(),
                train_data.windows_per_epoch(), val_batches, derived.tokens_per_step_per_rank * comm->size());
