@@ -40,3 +40,6 @@ python3 "$SOFTPICK_ROOT/scripts/plot_attention.py" "$SOFTPICK_ROOT/runs/demo_sof
   "$SOFTPICK_ROOT/runs/demo_softpick/analysis/attention_L3_H0.npy" --titles softmax softpick \
   --out "$compare/attention_L3_H0.png"
 echo "pictures in $compare"
+
+step "what the demo reproduced of the paper's claims"
+python3 "$SOFTPICK_ROOT/scripts/demo_summary.py" "$SOFTPICK_ROOT/runs/demo_softmax" "$SOFTPICK_ROOT/runs/demo_softpick"

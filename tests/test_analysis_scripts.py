@@ -104,7 +104,7 @@ def analysis_json(attention, layers, peak):
 
 class SyntheticInputsTest(Tmp, unittest.TestCase):
     def test_command_lines(self):
-        for name in ("plot_attention.py", "plot_activations.py", "compare_runs.py"):
+        for name in ("plot_attention.py", "plot_activations.py", "compare_runs.py", "demo_summary.py"):
             p = run(sys.executable, SCRIPTS / name, "--help")
             self.assertIn("usage:", p.stdout)
             p = run(sys.executable, SCRIPTS / name, rc=2)  # inputs missing
@@ -174,6 +174,42 @@ class SyntheticInputsTest(Tmp, unittest.TestCase):
         self.assertPng(out / "loss.png")
         self.assertPng(out / "analysis.png")
         self.assertPng(out / "summary.png")
+
+    def test_demo_summary(self):
+        def run_with(name, **fields):
+            d = self.tmp / name
+            (d / "analysis").mkdir(parents=True)
+            a = {"type": "analysis", "attention": name.split("_")[0], "sequences": 16, "seq_len": 128,
+                 "sink_rate": 0.0, "kurtosis": 10.0, "sparsity_zero": 0.0, "max_abs_activation": 50.0}
+            a.update(fields)
+            (d / "analysis" / "step_00000010.json").write_text(json.dumps({**a, "sink_rate": 0.9}))  # older
+            (d / "analysis" / "step_00000100.json").write_text(json.dumps(a))
+            return d
+        sm = run_with("softmax_a", sink_rate=0.0117, kurtosis=20.0, max_abs_activation=130.0)
+        sp = run_with("softpick_a", sparsity_zero=0.897, kurtosis=25.0, max_abs_activation=190.0)
+        out = script("demo_summary.py", sm, sp).stdout
+        line = lambda key: next(l for l in out.splitlines() if key in l)
+        self.assertIn("softmax 1.17%", line("attention sinks"))  # the newest analysis, step 100
+        self.assertIn("63.41%", line("attention sinks"))
+        self.assertIn("reproduced at this scale.", line("attention sinks"))
+        self.assertIn("89.70% of softpick's", line("sparse attention"))
+        self.assertIn("not reproduced at this scale", line("kurtosis"))  # 25 > 20
+        self.assertIn("not reproduced at this scale", line("largest"))
+        self.assertIn("come with scale", out)
+        # softpick with a sink, a softmax with lower extremes: each verdict follows the numbers
+        sm2 = run_with("softmax_b", kurtosis=900.0, max_abs_activation=2000.0)
+        sp2 = run_with("softpick_b", sink_rate=0.02, sparsity_zero=0.5)
+        out = script("demo_summary.py", sm2, sp2).stdout
+        self.assertIn("not reproduced", line("attention sinks"))
+        self.assertIn("; reproduced at this scale", line("kurtosis"))
+        self.assertIn("; reproduced at this scale", line("largest"))
+        self.assertNotIn("come with scale", out)
+        # refusals: runs in the wrong order, a run without analysis
+        p = script("demo_summary.py", sp, sm, rc=1)
+        self.assertIn("expected softmax", p.stderr)
+        (self.tmp / "bare").mkdir()
+        p = script("demo_summary.py", self.tmp / "bare", sp, rc=1)
+        self.assertIn("no analysis/step_*.json", p.stderr)
 
     def test_compare_runs_errors(self):
         p = script("compare_runs.py", self.tmp, rc=1)

@@ -94,6 +94,16 @@ for pair in "cuda cpu" "cpu cuda"; do
   check "after the hop, $second continues the $first run's curve" close_losses "hop_${first}_${second}" "straight_$first" 2e-2 6
 done
 
+# ---- the other sink remedies train on cuda along the cpu's curve (the gated run in the predicted memory) ----
+for variant in attention=softmax1 attention=sink attention_gate=true; do
+  name="${variant//[=_]/-}"
+  for dev in cpu cuda; do run "remedy_${name}_$dev" "${tiny[@]}" --model.$variant --training.device=$dev; done
+  check "model.$variant: 12 steps on cuda follow the cpu loss curve" close_losses "remedy_${name}_cuda" \
+    "remedy_${name}_cpu" 2e-2
+done
+check "model.attention_gate on cuda: the memory in use is the predicted one" memory_predicted \
+  remedy_attention-gate-true_cuda
+
 # ---- activation checkpointing: the same run, bit for bit, in the predicted (smaller) memory ----
 for ac in attention full; do
   run "recompute_$ac" "${tiny[@]}" --training.device=cuda --training.activation_checkpointing=$ac
