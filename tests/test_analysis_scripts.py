@@ -14,7 +14,6 @@ import importlib.util
 import io
 import json
 import random
-import struct
 import subprocess
 import sys
 import tempfile
@@ -67,12 +66,6 @@ def script(name, *args, rc=0):
         raise AssertionError(f"{name} {' '.join(map(str, args))}: exit {code}, expected {rc}\n"
                              f"stdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p
-
-
-def write_shard(path, tokens):
-    """A version-1 (uint16) token shard (docs/data.md), written here independently of the C++ code."""
-    header = struct.pack("<256i", 20240520, 1, len(tokens), *([0] * 253))
-    Path(path).write_bytes(header + struct.pack(f"<{len(tokens)}H", *tokens))
 
 
 class Tmp:
@@ -229,7 +222,7 @@ class TrainedRunsTest(Tmp, unittest.TestCase):
         rng = random.Random(5)
         for name, n in (("train", 40000), ("val", 3000)):
             tokens = [1] + [1 if rng.randrange(40) == 0 else 3 + rng.randrange(60) for _ in range(n - 1)]
-            write_shard(data / f"d_{name}.bin", tokens)
+            testlib.write_shard(data / f"d_{name}.bin", tokens)
         cls.runs = {}
         for attention in ("softmax", "softpick"):
             run_dir = data / attention

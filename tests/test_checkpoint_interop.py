@@ -8,7 +8,6 @@ import argparse
 import hashlib
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -20,14 +19,6 @@ SOFTPICK = None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def write_shard(path, tokens):
-    header = [0] * 256
-    header[0], header[1], header[2] = 20240520, 1, len(tokens)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<256i", *header))
-        f.write(struct.pack(f"<{len(tokens)}H", *tokens))
-
-
 class CheckpointInteropTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -35,8 +26,8 @@ class CheckpointInteropTest(unittest.TestCase):
         d = cls.tmp.name
         text = ("the quick brown fox jumps over the lazy dog. " * 400).encode()
         tokens = [1] + [b + 3 for b in text]
-        write_shard(os.path.join(d, "t_train.bin"), tokens)
-        write_shard(os.path.join(d, "t_val.bin"), tokens[:4000])
+        testlib.write_shard(os.path.join(d, "t_train.bin"), tokens)
+        testlib.write_shard(os.path.join(d, "t_val.bin"), tokens[:4000])
         cls.run_dir = os.path.join(d, "run")
         subprocess.run([SOFTPICK, "train", os.path.join(ROOT, "tests/configs/tiny.json"),
                         f"--data.train_files={d}/t_train.bin", f"--data.val_files={d}/t_val.bin",

@@ -1,8 +1,16 @@
 """What the Python tests share: the --softpick binary argument, and a runner whose last line is the closing
 line that ctest logs and CI read ("N passed, M failed")."""
 import os
+import struct
 import sys
 import unittest
+
+
+def write_shard(path, tokens):
+    """A version-1 (uint16) token shard (docs/data.md), written here independently of the C++ code."""
+    header = struct.pack("<256i", 20240520, 1, len(tokens), *([0] * 253))
+    with open(path, "wb") as f:
+        f.write(header + struct.pack(f"<{len(tokens)}H", *tokens))
 
 
 def softpick_binary(path):

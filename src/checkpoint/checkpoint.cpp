@@ -134,9 +134,12 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
     const std::map<std::string, std::string> meta = {{"format", "pt"}, {"step", std::to_string(state.step)}};
     write_safetensors((tmp / kModelFile).string(), tensor_refs(specs, tensors.params, ""), meta);
     maybe_inject_fault(state.step);
-    std::vector<TensorRef> refs = tensor_refs(specs, tensors.exp_avg, ".exp_avg");
-    for (auto& r : tensor_refs(specs, tensors.exp_avg_sq, ".exp_avg_sq")) refs.push_back(r);
-    write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
+    const bool with_optimizer = !tensors.exp_avg.empty();
+    if (with_optimizer) {
+      std::vector<TensorRef> refs = tensor_refs(specs, tensors.exp_avg, ".exp_avg");
+      for (auto& r : tensor_refs(specs, tensors.exp_avg_sq, ".exp_avg_sq")) refs.push_back(r);
+      write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
+    }
     nlohmann::ordered_json st;
     st["format_version"] = kCheckpointFormatVersion;
     add_train_state(st, state);
@@ -144,8 +147,8 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
     // the data order from (seed, loader.consumed), samples from (seed, step). No generator state is hidden.
     st["rng"] = {{"seed", cfg.training.seed}, {"data_stream_position", state.loader.consumed}};
     st["config"] = to_json(cfg);
-    st["files"] = {{kModelFile, file_record((tmp / kModelFile).string())},
-                   {kOptimizerFile, file_record((tmp / kOptimizerFile).string())}};
+    st["files"] = {{kModelFile, file_record((tmp / kModelFile).string())}};
+    if (with_optimizer) st["files"][kOptimizerFile] = file_record((tmp / kOptimizerFile).string());
     write_text_file((tmp / kStateFile).string(), st.dump(2) + "\n");
     fsync_path(tmp.string());
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // re-saving a step replaces its checkpoint
@@ -176,7 +179,9 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
          kCheckpointFormatVersion);
   for (const char* f : {kModelFile, kOptimizerFile}) {
     const std::string p = (d / f).string();
-    if (!st.contains("files") || !st["files"].contains(f)) fail("{}: no record of {}", state_path, f);
+    const bool recorded = st.contains("files") && st["files"].is_object() && st["files"].contains(f);
+    if (f == kOptimizerFile && !recorded) continue;  // a weights-only checkpoint (softpick import)
+    if (!recorded) fail("{}: no record of {}", state_path, f);
     if (!fs::exists(p)) fail("{}: missing; the checkpoint is incomplete", p);
     const auto& rec = st["files"][f];
     const uint64_t size = fs::file_size(p);
@@ -224,7 +229,10 @@ TrainState load_checkpoint(const std::string& dir, const std::vector<ParamSpec>&
   read_flat(SafetensorsReader((fs::path(dir) / kModelFile).string()), specs, "", out.params, true);
   TrainState s;
   if (!with_optimizer) return s;
-  {
+  if (!st["files"].contains(kOptimizerFile)) {  // weights only: AdamW starts from zero moments
+    out.exp_avg.assign(flat_elements, 0.0f);
+    out.exp_avg_sq.assign(flat_elements, 0.0f);
+  } else {
     // one file holds both moments: each half must be complete, and nothing else may be there
     SafetensorsReader r((fs::path(dir) / kOptimizerFile).string());
     out.exp_avg.assign(flat_elements, 0.0f);

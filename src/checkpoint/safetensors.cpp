@@ -1,5 +1,6 @@
 #include "checkpoint/safetensors.h"
 
+#include "core/bf16.h"
 #include "core/check.h"
 
 #include <nlohmann/json.hpp>
@@ -30,18 +31,38 @@ void write_all(int fd, const void* data, size_t n, const std::string& path) {
   }
 }
 
+uint64_t product(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= uint64_t(d);
+  return n;
+}
+
 }  // namespace
 
+const char* dtype_name(TensorDtype d) {
+  switch (d) {
+    case TensorDtype::F32: return "F32";
+    case TensorDtype::BF16: return "BF16";
+    case TensorDtype::F16: return "F16";
+  }
+  return "?";
+}
+
+size_t dtype_bytes(TensorDtype d) { return d == TensorDtype::F32 ? 4 : 2; }
+
+uint64_t TensorInfo::numel() const { return product(shape); }
+
 void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, TensorDtype dtype) {
+  SP_ASSERT(dtype != TensorDtype::F16, "{}: F16 tensor files are read, not written", path);
+  const uint64_t esize = dtype_bytes(dtype);
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& t : tensors) {
-    uint64_t n = 1;
-    for (int64_t d : t.shape) n *= uint64_t(d);
-    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {offset, offset + 4 * n}}};
-    offset += 4 * n;
+    const uint64_t bytes = esize * product(t.shape);
+    header[t.name] = {{"dtype", dtype_name(dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data section starts 8-byte aligned
@@ -53,10 +74,16 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
   try {
     write_all(fd, len, 8, path);
     write_all(fd, text.data(), text.size(), path);
+    std::vector<uint16_t> half;
     for (const auto& t : tensors) {
-      uint64_t n = 1;
-      for (int64_t d : t.shape) n *= uint64_t(d);
-      write_all(fd, t.data, size_t(n) * 4, path);  // little-endian hosts only (x86-64, aarch64)
+      const size_t n = size_t(product(t.shape));
+      if (dtype == TensorDtype::F32) {
+        write_all(fd, t.data, n * 4, path);  // little-endian hosts only (x86-64, aarch64)
+        continue;
+      }
+      half.resize(n);
+      for (size_t i = 0; i < n; ++i) half[i] = float_to_bf16(t.data[i]);
+      write_all(fd, half.data(), n * 2, path);
     }
     if (::fsync(fd) != 0) fail("{}: fsync failed ({})", path, std::strerror(errno));
   } catch (...) {
@@ -95,17 +122,21 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       continue;
     }
     try {
-      if (info.at("dtype") != "F32")
-        fail("{}: tensor {} has dtype {}, only F32 is supported", path, name, info.at("dtype").dump());
       TensorInfo t;
+      const std::string dtype = info.at("dtype").get<std::string>();
+      if (dtype == "F32") t.dtype = TensorDtype::F32;
+      else if (dtype == "BF16") t.dtype = TensorDtype::BF16;
+      else if (dtype == "F16") t.dtype = TensorDtype::F16;
+      else fail("{}: tensor {} has dtype {}; only F32, BF16 and F16 are read (convert the file to one of them)",
+                path, name, dtype);
       t.shape = info.at("shape").get<std::vector<int64_t>>();
+      for (int64_t d : t.shape)
+        if (d < 0 || d > (int64_t(1) << 40)) fail("{}: tensor {} has an impossible dimension {}", path, name, d);
       auto off = info.at("data_offsets").get<std::vector<uint64_t>>();
       if (off.size() != 2) fail("{}: tensor {}: data_offsets must have 2 entries", path, name);
       t.begin = off[0];
       t.end = off[1];
-      uint64_t numel = 1;
-      for (int64_t d : t.shape) numel *= uint64_t(d);
-      if (t.end < t.begin || t.end - t.begin != 4 * numel)
+      if (t.end < t.begin || t.end - t.begin != dtype_bytes(t.dtype) * t.numel())
         fail("{}: tensor {}: data_offsets [{}, {}] do not match its shape", path, name, t.begin, t.end);
       if (t.end > data_size)
         fail("{}: tensor {} ends at byte {} of the data, but the file holds only {} data bytes; the file is "
@@ -121,12 +152,20 @@ void SafetensorsReader::read(const std::string& name, std::span<float> out) cons
   auto it = tensors_.find(name);
   if (it == tensors_.end()) fail("{}: no tensor named {}", path_, name);
   const TensorInfo& t = it->second;
-  if ((t.end - t.begin) / 4 != out.size())
-    fail("{}: tensor {} has {} elements, expected {}", path_, name, (t.end - t.begin) / 4, out.size());
+  if (t.numel() != out.size())
+    fail("{}: tensor {} has {} elements, expected {}", path_, name, t.numel(), out.size());
   std::ifstream in(path_, std::ios::binary);
   in.seekg(std::streamoff(data_start_ + t.begin));
-  if (!in.read(reinterpret_cast<char*>(out.data()), std::streamsize(out.size() * 4)))
+  if (t.dtype == TensorDtype::F32) {
+    if (!in.read(reinterpret_cast<char*>(out.data()), std::streamsize(out.size() * 4)))
+      fail("{}: tensor {}: read failed; the file is truncated", path_, name);
+    return;
+  }
+  std::vector<uint16_t> half(out.size());
+  if (!in.read(reinterpret_cast<char*>(half.data()), std::streamsize(half.size() * 2)))
     fail("{}: tensor {}: read failed; the file is truncated", path_, name);
+  for (size_t i = 0; i < half.size(); ++i)
+    out[i] = t.dtype == TensorDtype::BF16 ? bf16_to_float(half[i]) : fp16_to_float(half[i]);
 }
 
 }  // namespace sp

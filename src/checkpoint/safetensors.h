@@ -1,6 +1,7 @@
 // The safetensors format (as the Hugging Face `safetensors` package reads it): an 8-byte little-endian
 // header length N, N bytes of JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__":
-// {string: string}}, then the tensor bytes, offsets relative to the end of the header. Only F32 is used.
+// {string: string}}, then the tensor bytes, offsets relative to the end of the header. Checkpoints are F32;
+// exports may be BF16, and imports read F32, BF16 and F16 (each converted to fp32 on reading).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,10 @@
 
 namespace sp {
 
+enum class TensorDtype { F32, BF16, F16 };
+const char* dtype_name(TensorDtype d);  // "F32", "BF16", "F16": the header's spelling
+size_t dtype_bytes(TensorDtype d);
+
 struct TensorRef {
   std::string name;
   std::vector<int64_t> shape;
@@ -19,21 +24,26 @@ struct TensorRef {
 
 // Writes and fsyncs a safetensors file (the caller decides the final name; see checkpoint.cpp).
 // Throws an Error naming the path on any I/O failure (full disk, read-only file system).
+// `dtype` is the stored type: F32 as given, BF16 rounded to nearest even (F16 is not written).
 void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       TensorDtype dtype = TensorDtype::F32);
 
 struct TensorInfo {
   std::vector<int64_t> shape;
+  TensorDtype dtype = TensorDtype::F32;
   uint64_t begin = 0, end = 0;  // byte range within the data section
+  uint64_t numel() const;
 };
 
-// A validated safetensors file: header parsed, every range inside the file, dtype F32.
+// A validated safetensors file: header parsed, every range inside the file and matching its shape, every
+// dtype F32, BF16 or F16 (others are refused naming the tensor).
 class SafetensorsReader {
 public:
   explicit SafetensorsReader(const std::string& path);
   const std::map<std::string, TensorInfo>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
-  // Reads tensor `name` (which must have exactly out.size() elements) into out.
+  // Reads tensor `name` (which must have exactly out.size() elements) into out, converted to fp32.
   void read(const std::string& name, std::span<float> out) const;
   const std::string& path() const { return path_; }
 

@@ -36,7 +36,7 @@ int inspect(const Argv& argv) {
     const Config c = checkpoint_config(st, dir);
     const Derived d = derive(c);
     std::cout << dir << "\n"
-              << "  valid       yes (sizes and SHA-256 of both tensor files match state.json)\n"
+              << "  valid       yes (sizes and SHA-256 of its tensor files match state.json)\n"
               << "  step        " << st["step"] << " (" << st["updates"] << " updates, " << st["tokens_seen"]
               << " tokens seen, " << st["skipped"]["total"] << " skipped)\n"
               << "  model       " << attention_label(c.model) << ", "

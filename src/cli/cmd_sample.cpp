@@ -1,5 +1,6 @@
 // softpick sample CKPT [--prompt TEXT | --prompt-ids 1,2,3] [--max-tokens N] [--temperature T] [--top-k K]
 //                      [--top-p P] [--seed S]
+#include "analysis/npy.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "core/check.h"
@@ -65,7 +66,9 @@ int cmd_sample(const Argv& argv) {
        {"tokenizer", "SPEC", "\"byte\" or a tokenizer.json (default: the checkpoint's data.tokenizer)"},
        {"device", "DEVICE", "cpu or cuda (default: the checkpoint's training.device)"},
        {"threads", "N", "CPU threads (default: the checkpoint's training.threads, else all cores)"},
-       {"json", "OUT", "also write the prompt, the generated ids and text as JSON"}},
+       {"json", "OUT", "also write the prompt, the generated ids and text as JSON"},
+       {"logits", "OUT.npy", "also write the logits of every prompt position, (prompt tokens, V) float32, for "
+                             "comparisons with other implementations"}},
       1, 1};
   const auto parsed = parse_command(spec, argv);
   if (!parsed) return 0;
@@ -104,6 +107,12 @@ int cmd_sample(const Argv& argv) {
     usage_fail("the prompt has {} tokens but the context holds {}; shorten it", prompt.size(), T);
 
   Decoder dec(*im.model, T);
+  if (a.has("logits")) {
+    std::vector<float> logits(prompt.size() * size_t(mc.vocab_size));  // (P, V)
+    dec.append(prompt, logits);
+    dec.reset();
+    write_npy(*a.get("logits"), logits, {int64_t(prompt.size()), mc.vocab_size});
+  }
   const auto t0 = std::chrono::steady_clock::now();
   const Generation g = generate(dec, prompt, opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -23,5 +23,7 @@ int cmd_checkpoint(const Argv& args);
 int cmd_eval(const Argv& args);
 int cmd_sample(const Argv& args);
 int cmd_analyze(const Argv& args);
+int cmd_export(const Argv& args);
+int cmd_import(const Argv& args);
 
 }  // namespace sp

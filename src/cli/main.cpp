@@ -18,6 +18,8 @@ const sp::Command kCommands[] = {
     {"eval", "validation loss, benchmark tasks and passkey retrieval of a checkpoint", sp::cmd_eval},
     {"sample", "generate text from a checkpoint (KV cache; temperature, top-k, top-p)", sp::cmd_sample},
     {"analyze", "measure sink rate, kurtosis and attention sparsity of a checkpoint", sp::cmd_analyze},
+    {"export", "write a checkpoint as a Hugging Face transformers model directory", sp::cmd_export},
+    {"import", "read a Hugging Face (Llama or fla) model directory into a checkpoint", sp::cmd_import},
 };
 
 void print_usage(std::FILE* out) {

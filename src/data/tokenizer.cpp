@@ -29,16 +29,9 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// GPT-2's byte-level alphabet: printable bytes map to themselves, the others to code points 256 + k.
 std::map<std::string, unsigned char> byte_level_decoder() {
   std::map<std::string, unsigned char> m;
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    std::string s;
-    append_utf8(s, printable ? uint32_t(b) : uint32_t(256 + extra++));
-    m[s] = static_cast<unsigned char>(b);
-  }
+  for (int b = 0; b < 256; ++b) m[byte_level_piece(uint8_t(b))] = static_cast<unsigned char>(b);
   return m;
 }
 
@@ -63,6 +56,20 @@ bool uses_byte_level(const nlohmann::json& decoder) {
 }
 
 }  // namespace
+
+std::string byte_level_piece(uint8_t b) {
+  // printable bytes map to themselves, the others, in order, to the code points 256, 257, ...
+  auto printable = [](int c) { return (c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || (c >= 0xAE && c <= 0xFF); };
+  std::string s;
+  if (printable(b)) {
+    append_utf8(s, b);
+    return s;
+  }
+  uint32_t extra = 0;
+  for (int c = 0; c < b; ++c) extra += printable(c) ? 0 : 1;
+  append_utf8(s, 256 + extra);
+  return s;
+}
 
 Tokenizer Tokenizer::load(const std::string& spec) {
   Tokenizer t;

@@ -18,6 +18,9 @@ namespace sp {
 constexpr int64_t kByteVocabSize = 259;
 constexpr int32_t kByteOffset = 3;
 
+// GPT-2's byte-level alphabet: the UTF-8 character that stands for byte b in byte-level BPE vocabularies.
+std::string byte_level_piece(uint8_t b);
+
 class Tokenizer {
 public:
   // "byte" or the path of a tokenizer.json; an Error names the file on any problem.

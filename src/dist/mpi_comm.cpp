@@ -1,4 +1,5 @@
 // The "single" and "mpi" communicators (the second where MPI was found at build time).
+#include "core/bf16.h"
 #include "core/check.h"
 #include "dist/comm.h"
 
@@ -36,18 +37,6 @@ public:
 #ifdef SOFTPICK_HAVE_MPI
 
 // bf16 has no MPI type: it travels as 2-byte elements and is summed by a user operation in fp32.
-float bf16_to_float(uint16_t b) {
-  uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint16_t float_to_bf16(float f) {  // round to nearest even
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFF + ((u >> 16) & 1);
-  return uint16_t(u >> 16);
-}
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
   auto* a = static_cast<uint16_t*>(in);
   auto* b = static_cast<uint16_t*>(inout);
