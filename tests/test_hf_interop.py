@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Hugging Face interop (docs/interop.md): `softpick export` gives a directory that transformers runs with the
 same logits (1e-4, fp32) and the same greedy tokens as `softpick sample`, for every attention variant;
-`softpick import` of an export gives back the checkpoint's tensors bit for bit; a synthetic fla-format
+`softpick import` of an export gives back the checkpoint's tensors bit for bit; lm-eval-harness scores a local
+task on an export as `softpick eval` does; a synthetic fla-format
 directory imports with its names and attention mapped; bad directories are refused naming file and tensor.
 
 Needs torch and transformers: run it with the python of scripts/hf_env.sh (tests/run_with_hf_env.sh does).
@@ -216,6 +217,45 @@ class RoundTripTest(InteropTestCase):
         self.assertTrue(os.path.isdir(os.path.join(new_run, "checkpoints", "step_00000003")))
 
 
+class LmEvalTest(InteropTestCase):
+    """lm-eval-harness on an export (scripts/lm_eval.sh) scores a local task exactly as `softpick eval` does."""
+
+    TASK_DIR = os.path.join(ROOT, "tests", "lm_eval")
+
+    def check(self, name):
+        hf = _export(Fixture.runs[name], f"lm_eval_{name}")
+        out = os.path.join(Fixture.tmp.name, f"lm_eval_{name}_out")
+        env = dict(os.environ, OUT=out, DEVICE="cpu", HF_DATASETS_CACHE=os.path.join(Fixture.tmp.name, "datasets"))
+        p = subprocess.run([os.path.join(ROOT, "scripts", "lm_eval.sh"), hf, "tiny_qa", "--include_path", ".",
+                            "--log_samples"], cwd=self.TASK_DIR, env=env, capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        results_file = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f.startswith("results_")]
+        samples_file = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f.startswith("samples_tiny_qa")]
+        lm = json.load(open(results_file[0]))["results"]["tiny_qa"]
+        samples = sorted((json.loads(line) for line in open(samples_file[0])), key=lambda x: x["doc_id"])
+
+        ours_path = os.path.join(Fixture.tmp.name, f"lm_eval_{name}_ours.json")
+        run("eval", Fixture.runs[name], "--tasks", os.path.join(self.TASK_DIR, "tiny_qa.jsonl"), "--json", ours_path)
+        ours = json.load(open(ours_path))["tasks"]["tiny_qa"]
+        print(f"{name}: lm-eval acc {lm['acc,none']:.4f} acc_norm {lm['acc_norm,none']:.4f}; "
+              f"softpick eval acc {ours['acc']:.4f} acc_norm {ours['acc_norm']:.4f}")
+        self.assertEqual(lm["acc,none"], ours["acc"])
+        self.assertEqual(lm["acc_norm,none"], ours["acc_norm"])
+        self.assertEqual(len(samples), len(ours["outputs"]))
+        for s, o in zip(samples, ours["outputs"]):
+            theirs = [float(r[0][0]) for r in s["resps"]]
+            self.assertEqual(len(theirs), len(o["logprobs"]))
+            for a, b in zip(theirs, o["logprobs"]):
+                self.assertAlmostEqual(a, b, delta=TOL_FP32 * max(1.0, abs(b)), msg=f"{name}, doc {s['doc_id']}")
+        self.assertGreater(ours["acc"], 0.0, "the task should not be degenerate for the trained model")
+
+    def test_plain_llama(self):
+        self.check("softmax")
+
+    def test_remote_code_model(self):
+        self.check("gated_scaled_sink")
+
+
 # ---- fla's format: the Softpick paper's released models ----
 
 def fla_directory(path, attn_impl="parallel_scaled_softpick_attn", model_type="transformer", C=32, L=2, H=4,
@@ -425,7 +465,7 @@ def main():
     args, rest = parser.parse_known_args()
     SOFTPICK = testlib.softpick_binary(args.softpick)
     try:
-        return testlib.run([ExportParityTest, RoundTripTest, FlaImportTest, RefusalTest], rest)
+        return testlib.run([ExportParityTest, RoundTripTest, LmEvalTest, FlaImportTest, RefusalTest], rest)
     finally:
         if Fixture.tmp:
             Fixture.tmp.cleanup()

@@ -74,14 +74,19 @@ TaskResult evaluate_choice(Decoder& dec, const EvalTask& task) {
       lls.push_back(s.logprob);
       greedy = s.greedy;
     }
+    nlohmann::json out = {{"line", ex.line}, {"logprobs", lls}};
     if (single) {  // LAMBADA: correct iff greedy decoding produces the target
       acc.push_back(greedy ? 1.0 : 0.0);
       ll_sum += lls[0];
+      out["greedy"] = greedy;
     } else {
       const ChoiceOutcome o = choice_outcome(lls, ex.choice_chars, ex.gold);
       acc.push_back(o.acc ? 1.0 : 0.0);
       acc_norm.push_back(o.acc_norm ? 1.0 : 0.0);
+      out["pred"] = o.pred;
+      out["pred_norm"] = o.pred_norm;
     }
+    r.outputs.push_back(std::move(out));
     progress.tick(e + 1);
   }
   r.metrics.push_back(mean_metric("acc", acc));
