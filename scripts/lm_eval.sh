@@ -22,7 +22,7 @@
 # request gets its own forward: slower only for tasks whose choices are single tokens.
 set -euo pipefail
 if [ $# -lt 2 ]; then
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2
+  awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" >&2
   exit 2
 fi
 dir="$1"; tasks="$2"; shift 2
