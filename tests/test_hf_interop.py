@@ -159,6 +159,24 @@ class ExportParityTest(InteropTestCase):
         self.assertLess(float((lb - lf).abs().max()), 0.1 * float(lf.abs().max()), "bf16 export is far from fp32")
 
 
+class DocSnippetTest(InteropTestCase):
+    """The five lines of docs/interop.md generate what `softpick sample` prints."""
+
+    def test_snippet(self):
+        doc = open(os.path.join(ROOT, "docs", "interop.md")).read()
+        block = doc.split("<!-- interop-snippet -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+        self.assertEqual(len(block.strip().splitlines()), 5)
+        hf = _export(Fixture.runs["softpick"], "snippet_hf")
+        # the fixture's context is 96 tokens: 60 new tokens keep both within it
+        self.assertIn("max_new_tokens=100", block)
+        code = block.replace("runs/demo_softpick_hf", hf).replace("max_new_tokens=100", "max_new_tokens=60")
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, errors="replace")
+        self.assertEqual(p.returncode, 0, p.stderr[-2000:])
+        ours = run("sample", Fixture.runs["softpick"], "--prompt", "Q: Why", "--temperature", 0,
+                   "--max-tokens", 60).stdout
+        self.assertEqual(p.stdout, ours)
+
+
 def _export(run_dir, name):
     out = os.path.join(Fixture.tmp.name, name)
     run("export", run_dir, "--out", out, "--overwrite")
@@ -465,7 +483,7 @@ def main():
     args, rest = parser.parse_known_args()
     SOFTPICK = testlib.softpick_binary(args.softpick)
     try:
-        return testlib.run([ExportParityTest, RoundTripTest, LmEvalTest, FlaImportTest, RefusalTest], rest)
+        return testlib.run([ExportParityTest, DocSnippetTest, RoundTripTest, LmEvalTest, FlaImportTest, RefusalTest], rest)
     finally:
         if Fixture.tmp:
             Fixture.tmp.cleanup()

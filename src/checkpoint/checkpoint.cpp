@@ -219,6 +219,9 @@ std::string resolve_checkpoint(const std::string& path, nlohmann::json& state) {
     return path;
   }
   if (auto dir = newest_valid_checkpoint(path, &state)) return *dir;
+  if (fs::exists(fs::path(path) / "config.json") && !fs::exists(fs::path(path) / "checkpoints"))
+    fail("{}: a Hugging Face model directory, not a checkpoint; import it first: softpick import {} --out RUN_DIR "
+         "(docs/interop.md)", path, path);
   fail("{}: neither a checkpoint (no state.json) nor a run directory with checkpoints/step_*", path);
 }
 
