@@ -3,15 +3,19 @@
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/safetensors.h"
 #include "checkpoint/sha256.h"
+#include "core/bf16.h"
 #include "core/check.h"
 #include "core/rng.h"
 #include "data/shard.h"
+#include "model/params.h"
 #include "test_util.h"
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 using namespace sp;
 using sp::test::TempDir;
@@ -99,6 +103,71 @@ TEST_CASE("safetensors round trip and damage detection", "[checkpoint]") {
   CHECK(back == a);
   fs::resize_file(d / "t.safetensors", fs::file_size(d / "t.safetensors") - 2);
   CHECK_THROWS_WITH(SafetensorsReader(d / "t.safetensors"), Catch::Contains("truncated"));
+}
+
+TEST_CASE("bf16 and fp16 conversions are exact where they must be and round to nearest even", "[checkpoint]") {
+  CHECK(float_to_bf16(1.0f) == 0x3F80);
+  CHECK(float_to_bf16(-0.0f) == 0x8000);
+  CHECK(float_to_bf16(1.00390625f) == 0x3F80);  // 1 + 2^-8: a tie, to the even 1.0
+  CHECK(float_to_bf16(1.01171875f) == 0x3F82);  // 1 + 3 * 2^-8: a tie, to the even 1 + 2^-6
+  CHECK(float_to_bf16(1.0040000f) == 0x3F81);   // above the tie: up
+  CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7F80);  // rounds to +inf
+  CHECK(std::isnan(bf16_to_float(float_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  for (float x : {0.0f, 1.5f, -3.25f, 0.0078125f}) CHECK(bf16_to_float(float_to_bf16(x)) == x);  // representable: exact
+  CHECK(fp16_to_float(0x3C00) == 1.0f);
+  CHECK(fp16_to_float(0xC000) == -2.0f);
+  CHECK(fp16_to_float(0x7BFF) == 65504.0f);
+  CHECK(fp16_to_float(0x0001) == std::ldexp(1.0f, -24));   // the smallest subnormal
+  CHECK(fp16_to_float(0x03FF) == std::ldexp(1023.0f, -24));
+  CHECK(fp16_to_float(0x7C00) == std::numeric_limits<float>::infinity());
+  CHECK(fp16_to_float(0xFC00) == -std::numeric_limits<float>::infinity());
+  CHECK(std::isnan(fp16_to_float(0x7E00)));
+  CHECK(std::signbit(fp16_to_float(0x8000)));
+}
+
+TEST_CASE("safetensors: BF16 files are written, BF16 and F16 read, other dtypes refused", "[checkpoint]") {
+  TempDir d;
+  std::vector<float> a = {1.0f, 1.01171875f, -3.3f, 1e-3f};
+  write_safetensors(d / "b.safetensors", {{"w", {2, 2}, a.data()}}, {}, TensorDtype::BF16);
+  SafetensorsReader rb(d / "b.safetensors");
+  CHECK(rb.tensors().at("w").dtype == TensorDtype::BF16);
+  CHECK(fs::file_size(d / "b.safetensors") % 8 == 0);  // 8-byte aligned header, 2 bytes an element
+  std::vector<float> back(4);
+  rb.read("w", back);
+  for (size_t i = 0; i < a.size(); ++i) CHECK(back[i] == bf16_to_float(float_to_bf16(a[i])));
+
+  // F16, and an unsupported dtype, written by hand
+  auto write_raw = [&](const std::string& name, const std::string& header, const std::vector<uint16_t>& data) {
+    std::ofstream out(d / name, std::ios::binary);
+    const uint64_t n = header.size();
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << header;
+    out.write(reinterpret_cast<const char*>(data.data()), std::streamsize(data.size() * 2));
+  };
+  write_raw("h.safetensors", R"({"h":{"dtype":"F16","shape":[3],"data_offsets":[0,6]}})", {0x3C00, 0xC000, 0x7BFF});
+  std::vector<float> h(3);
+  SafetensorsReader(d / "h.safetensors").read("h", h);
+  CHECK(h == std::vector<float>{1.0f, -2.0f, 65504.0f});
+  write_raw("i.safetensors", R"({"q":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", {0});
+  CHECK_THROWS_WITH(SafetensorsReader(d / "i.safetensors"), Catch::Contains("tensor q has dtype I8"));
+  write_raw("s.safetensors", R"({"q":{"dtype":"F16","shape":[4],"data_offsets":[0,6]}})", {0, 0, 0});
+  CHECK_THROWS_WITH(SafetensorsReader(d / "s.safetensors"), Catch::Contains("do not match its shape"));
+}
+
+TEST_CASE("a weights-only checkpoint verifies and loads with zero moments", "[checkpoint]") {
+  TempDir d;
+  Config c = load_config(kTiny);
+  const auto specs = param_specs(c.model);
+  CheckpointTensors t;
+  t.params.assign(flat_size(specs), 0.25f);
+  const std::string dir = save_checkpoint(d / "run", specs, t, TrainState{}, c);
+  CHECK_FALSE(fs::exists(fs::path(dir) / "optimizer.safetensors"));
+  verify_checkpoint(dir);
+  CheckpointTensors back;
+  load_checkpoint(dir, specs, flat_size(specs), back, /*with_optimizer=*/true);
+  CHECK(back.params == t.params);
+  CHECK(back.exp_avg == std::vector<float>(flat_size(specs), 0.0f));
+  CHECK(back.exp_avg_sq == std::vector<float>(flat_size(specs), 0.0f));
 }
 
 TEST_CASE("a run killed at any moment and resumed equals an uninterrupted run", "[checkpoint]") {

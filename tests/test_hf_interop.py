@@ -219,6 +219,39 @@ class RoundTripTest(InteropTestCase):
             rounded = torch.from_numpy(a[k]).to(torch.bfloat16).float().numpy()
             self.assertTrue(np.array_equal(rounded, b[k]), f"{k}: not the bf16 rounding of the original")
 
+    def test_tokenizer_json_run(self):
+        # a run with a Hugging Face tokenizer.json: the export carries it, the import brings it back
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(vocab_size=290, special_tokens=["<unk>", "<s>", "</s>"],
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+        tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 50, trainer)
+        tok_path = os.path.join(Fixture.tmp.name, "bpe.json")
+        tok.save(tok_path)
+        run_dir = os.path.join(Fixture.tmp.name, "runs", "bpe")
+        run("train", os.path.join(ROOT, "tests/configs/tiny.json"), *Fixture.data, f"--training.run_dir={run_dir}",
+            "--training.steps=2", "--training.seq_len=96", "--checkpoint.interval=2", "--model.vocab_size=300",
+            f"--data.tokenizer={tok_path}")
+        hf = _export(run_dir, "bpe_hf")
+        self.assertEqual(json.load(open(os.path.join(hf, "tokenizer.json")))["model"]["vocab"],
+                         json.load(open(tok_path))["model"]["vocab"])
+        cfg = json.load(open(os.path.join(hf, "tokenizer_config.json")))
+        self.assertEqual((cfg["bos_token"], cfg["eos_token"]), ("<s>", "</s>"))
+        from transformers import AutoTokenizer
+        self.assertEqual(AutoTokenizer.from_pretrained(hf, trust_remote_code=True)("the fox").input_ids,
+                         tok.encode("the fox").ids)
+        back = os.path.join(Fixture.tmp.name, "bpe_back")
+        run("import", hf, "--out", back)
+        state = json.load(open(os.path.join(back, "checkpoints", "step_00000000", "state.json")))
+        self.assertEqual(state["config"]["data"]["tokenizer"], os.path.join(back, "tokenizer.json"))
+        self.assertTrue(os.path.isfile(os.path.join(back, "tokenizer.json")))
+        ids = ",".join(map(str, [1] + tok.encode("the quick").ids))
+        a = run("sample", run_dir, "--prompt-ids", ids, "--temperature", 0, "--max-tokens", 10).stdout
+        b = run("sample", back, "--prompt-ids", ids, "--temperature", 0, "--max-tokens", 10).stdout
+        self.assertEqual(a, b)
+
     def test_imported_checkpoint_serves_every_command(self):
         hf = _export(Fixture.runs["scaled_softpick"], "rt_cmds")
         back = os.path.join(Fixture.tmp.name, "rt_cmds_run")
@@ -277,9 +310,9 @@ class LmEvalTest(InteropTestCase):
 # ---- fla's format: the Softpick paper's released models ----
 
 def fla_directory(path, attn_impl="parallel_scaled_softpick_attn", model_type="transformer", C=32, L=2, H=4,
-                  Hkv=2, V=259, ratio=4, seed=0, drop=None, **extra):
+                  Hkv=2, V=259, ratio=4, seed=0, drop=None, dtype=torch.bfloat16, **extra):
     """A synthetic fla TransformerForCausalLM directory: fla's config keys and tensor names, random weights
-    (bf16, as fla saves them). Returns the tensors written (fp32 values of the bf16 weights)."""
+    (bf16 as fla saves them, or `dtype`). Returns the tensors written (their fp32 values)."""
     rng = np.random.default_rng(seed)
     D = C // H
     F = 256 * ((int(C * ratio * 2 / 3) + 255) // 256)
@@ -297,7 +330,7 @@ def fla_directory(path, attn_impl="parallel_scaled_softpick_attn", model_type="t
             t[p + "attn.logn"] = (64, 1, 1)  # a buffer: ignored
         if model_type == "gpt_oss_sink_transformer":
             t[p + "attn.sinks"] = (H,)
-    tensors = {k: torch.from_numpy(rng.normal(0, 0.05, s).astype(np.float32)).to(torch.bfloat16)
+    tensors = {k: torch.from_numpy(rng.normal(0, 0.05, s).astype(np.float32)).to(dtype)
                for k, s in t.items() if k != drop}
     os.makedirs(path, exist_ok=True)
     from safetensors.torch import save_file as save_torch
@@ -343,6 +376,13 @@ class FlaImportTest(InteropTestCase):
         self.assertEqual(sorted(expected), sorted(got))
         for k in expected:
             self.assertTrue(np.array_equal(expected[k], got[k]), k)
+
+    def test_f16_and_f32_tensor_files(self):
+        for dtype in (torch.float16, torch.float32):
+            with self.subTest(dtype=str(dtype)):
+                src, got, _ = self.import_fla(f"dtype_{dtype}", attn_impl="parallel_attn", dtype=dtype)
+                self.assertTrue(np.array_equal(got["model.layers.0.mlp.up_proj.weight"],
+                                               src["model.layers.0.mlp.up_proj.weight"]))
 
     def test_attention_settings(self):
         cases = {"parallel_attn": ("transformer", "softmax", False, False),
