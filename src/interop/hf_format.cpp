@@ -138,7 +138,10 @@ void read_llama(const Keys& k, ModelConfig& m) {
     k.refuse("head_dim", "the head dimension must be hidden_size / num_attention_heads");
   m.rope_theta = k.get<double>("rope_theta", 10000.0);
   const auto rope = k.get<nlohmann::json>("rope_parameters", nlohmann::json::object());
-  if (rope.is_object() && rope.contains("rope_theta")) m.rope_theta = rope["rope_theta"].get<double>();
+  if (rope.is_object() && rope.contains("rope_theta")) {
+    if (!rope["rope_theta"].is_number()) k.refuse("rope_parameters", "rope_theta must be a number");
+    m.rope_theta = rope["rope_theta"].get<double>();
+  }
   if (rope.is_object() && rope.value("rope_type", "default") != "default")
     k.refuse("rope_parameters", "only the default RoPE (no scaling) is supported");
   if (k.has("rope_scaling")) k.refuse("rope_scaling", "only the default RoPE (no scaling) is supported");
@@ -182,6 +185,7 @@ void read_fla(const Keys& k, const std::string& model_type, ModelConfig& m) {
   m.num_kv_heads = k.get<int64_t>("num_kv_heads", m.num_heads);
   // fla's GatedMLP: int(C * hidden_ratio * 2/3) rounded up to a multiple of 256, unless given
   const double ratio = k.get<double>("hidden_ratio", 4.0);
+  if (!(ratio > 0 && ratio <= 64)) k.refuse("hidden_ratio", "must be in (0, 64]");
   const int64_t f = int64_t(double(m.hidden_size) * ratio * 2.0 / 3.0);
   m.intermediate_size = k.get<int64_t>("intermediate_size", 256 * ((f + 255) / 256));
   m.norm_eps = k.get<double>("norm_eps", 1e-6);
