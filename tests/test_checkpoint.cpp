@@ -168,6 +168,18 @@ TEST_CASE("a weights-only checkpoint verifies and loads with zero moments", "[ch
   CHECK(back.params == t.params);
   CHECK(back.exp_avg == std::vector<float>(flat_size(specs), 0.0f));
   CHECK(back.exp_avg_sq == std::vector<float>(flat_size(specs), 0.0f));
+
+  // a checkpoint of a training run that lost its optimizer record is incomplete, not weights-only
+  t.exp_avg.assign(flat_size(specs), 0.5f);
+  t.exp_avg_sq.assign(flat_size(specs), 0.5f);
+  TrainState s;
+  s.step = s.updates = 7;
+  const std::string full = save_checkpoint(d / "run2", specs, t, s, c);
+  const std::string state_path = (fs::path(full) / "state.json").string();
+  nlohmann::json st = nlohmann::json::parse(std::ifstream(state_path));
+  st["files"].erase("optimizer.safetensors");
+  std::ofstream(state_path) << st.dump();
+  CHECK_THROWS_WITH(verify_checkpoint(full), Catch::Contains("no record of optimizer.safetensors"));
 }
 
 TEST_CASE("a run killed at any moment and resumed equals an uninterrupted run", "[checkpoint]") {

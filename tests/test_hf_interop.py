@@ -107,6 +107,8 @@ class ExportParityTest(InteropTestCase):
         tok = AutoTokenizer.from_pretrained(out, trust_remote_code=True)
         ids = tok(PROMPT, return_tensors="pt").input_ids
         self.assertEqual(ids[0].tolist(), sample["prompt_ids"], "the exported tokenizer encodes as softpick does")
+        self.assertEqual(tok("a <s>é").input_ids, [1] + [b + 3 for b in "a <s>é".encode()],
+                         "the text of a special token is its bytes")
         plain = name in PLAIN
         self.assertEqual(cfg["model_type"], "llama" if plain else "softpick_llama")
         self.assertEqual("auto_map" in cfg, not plain)
@@ -121,6 +123,24 @@ class ExportParityTest(InteropTestCase):
         gen = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False)[0, ids.shape[1]:].tolist()
         self.assertEqual(gen, sample["ids"], f"{name}: greedy generation differs from softpick sample")
         self.assertEqual(tok.decode(gen, skip_special_tokens=True), sample["text"])
+        self.check_padded_batch(name, model, tok)
+
+    def check_padded_batch(self, name, model, tok):
+        # a left-padded batch gives every row the logits and the greedy tokens it gets alone
+        prompts = [PROMPT, "Q: fox?"]
+        tok.pad_token, tok.padding_side = tok.eos_token, "left"
+        batch = tok(prompts, return_tensors="pt", padding=True)
+        positions = (batch.attention_mask.cumsum(-1) - 1).clamp_min(0)  # as generate() derives them
+        with torch.no_grad():
+            logits = model(**batch, position_ids=positions).logits
+            out = model.generate(**batch, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+            for i, p in enumerate(prompts):
+                ids = tok(p, return_tensors="pt").input_ids
+                alone = model(ids).logits[0]
+                n = ids.shape[1]
+                err = float((logits[i, -n:] - alone).abs().max())
+                self.assertLess(err, TOL_FP32, f"{name}: row {i} of a padded batch")
+                self.assertEqual(out[i, -8:].tolist(), model.generate(ids, max_new_tokens=8, do_sample=False)[0, n:].tolist())
 
     def test_every_variant(self):
         for name in VARIANTS:
@@ -467,6 +487,21 @@ class RefusalTest(InteropTestCase):
                 fla_directory(d, **{key: value})
                 self.refused(["import", d, "--out", self.dir(f"unrep_{key}_run")], "config.json", needle)
 
+    def test_wrong_types_and_duplicate_sources(self):
+        for key, value in [("hidden_size", 32.5), ("num_heads", "4"), ("tie_word_embeddings", "no")]:
+            with self.subTest(key=key):
+                d = self.dir(f"type_{key}")
+                fla_directory(d, **{key: value})
+                self.refused(["import", d, "--out", self.dir(f"type_{key}_run")], "config.json", key, "wrong type")
+        d = self.dir("twice")
+        fla_directory(d)
+        from safetensors.torch import load_file as load_torch, save_file as save_torch
+        t = load_torch(os.path.join(d, "model.safetensors"))
+        t["model.embed_tokens.weight"] = t["model.embeddings.weight"].clone()
+        save_torch(t, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+        self.refused(["import", d, "--out", self.dir("twice_run")], "model.embeddings.weight",
+                     "model.embed_tokens.weight", "both give")
+
     def test_sharded_directory_and_missing_shard(self):
         d = self.dir("sharded")
         tensors = fla_directory(d, attn_impl="parallel_attn")
@@ -514,6 +549,12 @@ class RefusalTest(InteropTestCase):
         self.refused(["export", Fixture.runs["softpick"], "--out", d], "--overwrite")
         self.assertEqual(os.listdir(d), ["precious.txt"])
         self.refused(["export", Fixture.runs["softpick"], "--out", d, "--dtype", "fp8"], "--dtype")
+        # a trailing slash names the same directory; --overwrite replaces an export whole
+        e = self.dir("slash")
+        run("export", Fixture.runs["softpick"], "--out", e + "/")
+        run("export", Fixture.runs["sink"], "--out", e + "/", "--overwrite")
+        self.assertEqual(json.load(open(os.path.join(e, "config.json")))["softpick_attention"], "sink")
+        self.assertEqual(sorted(x for x in os.listdir(os.path.dirname(e)) if x.startswith(".")), [])
 
 
 def main():

@@ -19,24 +19,33 @@ from .configuration_softpick import SoftpickLlamaConfig
 
 
 def _visible_keys(attention_mask, q_len, k_len, device):
-    """(B | 1, 1, q_len, k_len) bool, True where a query may attend, from any mask transformers passes:
+    """(B | 1, 1, q_len, k_len) bool, True where a query may attend, from the 4D mask transformers passes:
     a boolean one (True = attend), an additive float one (0 = attend), or None (causal, no padding)."""
     if attention_mask is None:
         q = torch.arange(k_len - q_len, k_len, device=device)[:, None]
         return (torch.arange(k_len, device=device)[None, :] <= q)[None, None]
+    if attention_mask.ndim != 4:
+        raise ValueError(f"softpick attention needs a 4D attention mask, got shape {tuple(attention_mask.shape)}; "
+                         "keep the model's own attn_implementation")
     if attention_mask.dtype == torch.bool:
         return attention_mask[..., :k_len]
     return attention_mask[..., :k_len] == 0
 
 
+# Each normaliser maps scores x (B, H, Tq, Tk) and the visible keys to weights. Hidden scores are set to
+# -inf before any exp, so neither the forward nor a backward pass meets inf or NaN; a row without a visible
+# key (a left-padded query) gets zero weights.
+
 def softmax_weights(x, visible, module):
-    return torch.softmax(x.masked_fill(~visible, float("-inf")), dim=-1)
+    y = torch.softmax(x.masked_fill(~visible, float("-inf")), dim=-1)
+    return y.masked_fill(~visible.any(dim=-1, keepdim=True), 0)
 
 
 def softpick_weights(x, visible, module):
     # relu(e^{x-c} - e^{-c}) / (sum |e^{x-c} - e^{-c}| + eps), c = max(0, row max): a row whose scores are
     # all <= 0 is zero (docs/attention.md, section 3).
-    c = x.masked_fill(~visible, float("-inf")).amax(dim=-1, keepdim=True).clamp_min(0)
+    x = x.masked_fill(~visible, float("-inf"))
+    c = x.amax(dim=-1, keepdim=True).clamp_min(0)
     e = (torch.exp(x - c) - torch.exp(-c)).masked_fill(~visible, 0)
     return e.clamp_min(0) / (e.abs().sum(dim=-1, keepdim=True) + module.config.softpick_eps)
 
@@ -44,8 +53,9 @@ def softpick_weights(x, visible, module):
 def rectified_weights(x, visible, module):
     # softmax over the scores >= 0 only; a row without one is zero (docs/attention.md, section 4)
     kept = visible & (x >= 0)
-    c = x.masked_fill(~kept, 0).amax(dim=-1, keepdim=True)
-    e = torch.exp(x - c).masked_fill(~kept, 0)
+    x = x.masked_fill(~kept, float("-inf"))
+    c = x.amax(dim=-1, keepdim=True).clamp_min(0)
+    e = torch.exp(x - c)
     return e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(e.dtype).tiny)
 
 
@@ -55,8 +65,9 @@ def sink_weights(x, visible, module):
         s = module.sinks.float().view(1, -1, 1, 1)
     else:
         s = torch.zeros((), device=x.device)
-    c = torch.maximum(x.masked_fill(~visible, float("-inf")).amax(dim=-1, keepdim=True), s)
-    e = torch.exp(x - c).masked_fill(~visible, 0)
+    x = x.masked_fill(~visible, float("-inf"))
+    c = torch.maximum(x.amax(dim=-1, keepdim=True), s)
+    e = torch.exp(x - c)
     return e / (torch.exp(s - c) + e.sum(dim=-1, keepdim=True))
 
 

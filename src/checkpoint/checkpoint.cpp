@@ -49,15 +49,6 @@ std::vector<TensorRef> tensor_refs(const std::vector<ParamSpec>& specs, const st
   return refs;
 }
 
-void write_text_file(const std::string& path, const std::string& text) {
-  {
-    std::ofstream out(path, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out) fail("{}: write failed ({})", path, std::strerror(errno));
-  }
-  fsync_path(path);
-}
 
 nlohmann::json file_record(const std::string& path) {
   return {{"bytes", fs::file_size(path)}, {"sha256", sha256_file(path)}};
@@ -82,6 +73,16 @@ void read_flat(const SafetensorsReader& r, const std::vector<ParamSpec>& specs, 
 }
 
 }  // namespace
+
+void write_text_file(const std::string& path, const std::string& text) {
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out) fail("{}: write failed ({})", path, std::strerror(errno));
+  }
+  fsync_path(path);
+}
 
 void add_train_state(nlohmann::ordered_json& j, const TrainState& s) {
   j["step"] = s.step;
@@ -147,6 +148,7 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
     // the data order from (seed, loader.consumed), samples from (seed, step). No generator state is hidden.
     st["rng"] = {{"seed", cfg.training.seed}, {"data_stream_position", state.loader.consumed}};
     st["config"] = to_json(cfg);
+    if (!with_optimizer) st["weights_only"] = true;
     st["files"] = {{kModelFile, file_record((tmp / kModelFile).string())}};
     if (with_optimizer) st["files"][kOptimizerFile] = file_record((tmp / kOptimizerFile).string());
     write_text_file((tmp / kStateFile).string(), st.dump(2) + "\n");
@@ -180,7 +182,7 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
   for (const char* f : {kModelFile, kOptimizerFile}) {
     const std::string p = (d / f).string();
     const bool recorded = st.contains("files") && st["files"].is_object() && st["files"].contains(f);
-    if (f == kOptimizerFile && !recorded) continue;  // a weights-only checkpoint (softpick import)
+    if (f == kOptimizerFile && !recorded && st.value("weights_only", false)) continue;  // softpick import
     if (!recorded) fail("{}: no record of {}", state_path, f);
     if (!fs::exists(p)) fail("{}: missing; the checkpoint is incomplete", p);
     const auto& rec = st["files"][f];

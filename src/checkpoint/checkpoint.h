@@ -39,6 +39,9 @@ struct CheckpointTensors {
   std::vector<float> params, exp_avg, exp_avg_sq;
 };
 
+// Writes `text` to `path` and fsyncs it; an Error names the file on failure.
+void write_text_file(const std::string& path, const std::string& text);
+
 // The TrainState fields of state.json, and back (a json::exception on a missing field).
 void add_train_state(nlohmann::ordered_json& j, const TrainState& s);
 TrainState train_state_from_json(const nlohmann::json& j);
@@ -54,7 +57,9 @@ std::string checkpoint_name(int64_t step);
 // Checkpoint directories of a run (well-named ones only, valid or not), oldest first.
 std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir);
 
-// Writes the checkpoint of `state.step` and returns its directory. On any failure the partial checkpoint is
+// Writes the checkpoint of `state.step` and returns its directory. With empty moments (tensors.exp_avg) it is
+// a weights-only checkpoint: no optimizer.safetensors, `weights_only: true` in state.json, and loading it
+// with the optimizer gives zero moments. On any failure the partial checkpoint is
 // removed, the earlier ones are untouched, and an Error names the file and the reason.
 std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamSpec>& specs,
                             const CheckpointTensors& tensors, const TrainState& state, const Config& cfg);

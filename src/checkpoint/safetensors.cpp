@@ -130,8 +130,10 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       else fail("{}: tensor {} has dtype {}; only F32, BF16 and F16 are read (convert the file to one of them)",
                 path, name, dtype);
       t.shape = info.at("shape").get<std::vector<int64_t>>();
+      uint64_t numel = 1;
       for (int64_t d : t.shape)
-        if (d < 0 || d > (int64_t(1) << 40)) fail("{}: tensor {} has an impossible dimension {}", path, name, d);
+        if (d < 0 || __builtin_mul_overflow(numel, uint64_t(d), &numel) || numel > (uint64_t(1) << 50))
+          fail("{}: tensor {} has an impossible shape {}", path, name, nlohmann::json(t.shape).dump());
       auto off = info.at("data_offsets").get<std::vector<uint64_t>>();
       if (off.size() != 2) fail("{}: tensor {}: data_offsets must have 2 entries", path, name);
       t.begin = off[0];

@@ -27,7 +27,10 @@ const char* type_name(const bool&) { return "true or false"; }
 const char* type_name(const std::string&) { return "a string"; }
 const char* type_name(const std::optional<int64_t>&) { return "an integer or null"; }
 
+}  // namespace
+
 bool from_json_value(const json& j, int64_t& out) {
+  if (j.is_number_unsigned() && j.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max())) return false;
   if (j.is_number_integer()) { out = j.get<int64_t>(); return true; }
   if (j.is_number_float()) {  // accept 1e5 and 100000.0, not 2.5
     double d = j.get<double>();
@@ -50,6 +53,10 @@ bool from_json_value(const json& j, std::string& out) {
   out = j.get<std::string>();
   return true;
 }
+namespace {
+
+using sp::from_json_value;  // the public overloads above, next to this one
+
 bool from_json_value(const json& j, std::optional<int64_t>& out) {
   if (j.is_null()) { out.reset(); return true; }
   int64_t v;
@@ -165,8 +172,8 @@ std::set<std::string> section_names() {
 
 }  // namespace
 
-int64_t swiglu_width(int64_t hidden_size) {
-  int64_t w = int64_t(double(hidden_size) * 4.0 * 2.0 / 3.0);
+int64_t swiglu_width(int64_t hidden_size, double hidden_ratio) {
+  int64_t w = int64_t(double(hidden_size) * hidden_ratio * 2.0 / 3.0);
   return (w + 255) / 256 * 256;
 }
 

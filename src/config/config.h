@@ -239,8 +239,16 @@ Derived derive(const Config& c);
 nlohmann::ordered_json to_json(const Config& c);                    // every key, resolved
 nlohmann::ordered_json to_json(const Config& c, const Derived& d);  // plus a "derived" section
 
-// SwiGLU width rule of the paper's configs: int(hidden * 4 * 2 / 3) rounded up to a multiple of 256.
-int64_t swiglu_width(int64_t hidden_size);
+// SwiGLU width rule of the paper's configs (and fla's GatedMLP): int(hidden * hidden_ratio * 2 / 3) rounded up
+// to a multiple of 256. The caller keeps hidden * hidden_ratio within int64.
+int64_t swiglu_width(int64_t hidden_size, double hidden_ratio = 4.0);
+
+// Strict JSON reads, as config files are read: integers only from integral numbers within int64 (1e5 yes,
+// 2.5 no), numbers, booleans, strings; false when the value has another type.
+bool from_json_value(const nlohmann::json& j, int64_t& out);
+bool from_json_value(const nlohmann::json& j, double& out);
+bool from_json_value(const nlohmann::json& j, bool& out);
+bool from_json_value(const nlohmann::json& j, std::string& out);
 
 // The key reference of docs/configs.md: a Markdown table of every key with its type, default and meaning.
 std::string config_reference_markdown();

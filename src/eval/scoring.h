@@ -76,7 +76,7 @@ struct TaskResult {
     int64_t correct = 0, total = 0;
   };
   std::vector<Group> groups;    // generation tasks with groups (passkey: one per context length)
-  nlohmann::json outputs = nlohmann::json::array();  // generation tasks: one object per example
+  nlohmann::json outputs = nlohmann::json::array();  // one object per example (choice and generation tasks)
   double seconds = 0;
 };
 

@@ -17,15 +17,8 @@ namespace sp {
 
 namespace {
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.flush();
-  if (!out) fail("{}: cannot write it", path.string());
-}
-
 void write_json(const fs::path& path, const nlohmann::ordered_json& j) {
-  write_text(path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::strict) + "\n");
+  write_text_file(path.string(), j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::strict) + "\n");
 }
 
 // The token of an id in a tokenizer.json (its added tokens, then its vocabulary), or "" if none.
@@ -63,7 +56,10 @@ void write_tokenizer(const fs::path& out, const Config& c) {
     const std::string t = token_of(tok, id);
     if (!t.empty()) cfg[key] = specials[key] = t;
   }
-  if (c.data.tokenizer == "byte") cfg["unk_token"] = specials["unk_token"] = "<unk>";
+  if (c.data.tokenizer == "byte") {
+    cfg["unk_token"] = specials["unk_token"] = "<unk>";
+    cfg["split_special_tokens"] = true;  // the text "<s>" is its bytes, as softpick encodes it, not BOS
+  }
   write_json(out / "tokenizer_config.json", cfg);
   write_json(out / "special_tokens_map.json", specials);
 }
@@ -80,7 +76,9 @@ std::string export_hf(const std::string& checkpoint_or_run, const std::string& o
   CheckpointTensors t;
   load_checkpoint(dir, specs, flat_size(specs), t, /*with_optimizer=*/false);
 
-  const fs::path out = fs::absolute(out_dir).lexically_normal();
+  fs::path out = fs::absolute(out_dir).lexically_normal();
+  if (out.filename().empty()) out = out.parent_path();  // "DIR/"
+  if (out.filename().empty() || out == out.root_path()) usage_fail("--out {}: not a directory name", out_dir);
   std::error_code ec;
   if (fs::exists(out, ec) && !(fs::is_directory(out, ec) && fs::is_empty(out, ec)) && !opt.overwrite)
     usage_fail("--out {}: exists and is not an empty directory; remove it, choose another --out, or pass "
@@ -99,10 +97,21 @@ std::string export_hf(const std::string& checkpoint_or_run, const std::string& o
                                                 {"pad_token_id", c.model.eos_token_id}});
     write_tokenizer(tmp, c);
     if (!is_plain_llama(c.model))
-      for (const auto& f : kHfModelingFiles) write_text(tmp / f.name, f.text);
-    if (fs::exists(out, ec)) fs::remove_all(out, ec);
+      for (const auto& f : kHfModelingFiles) write_text_file((tmp / f.name).string(), f.text);
+    // an existing export is moved aside and deleted only once the new one is in place
+    const fs::path old = out.parent_path() / (".old-" + out.filename().string());
+    fs::remove_all(old, ec);
+    if (fs::exists(out)) {
+      fs::rename(out, old, ec);
+      if (ec) fail("{}: cannot move the existing directory aside ({})", out.string(), ec.message());
+    }
     fs::rename(tmp, out, ec);
-    if (ec) fail("{}: cannot move the export into place ({})", out.string(), ec.message());
+    if (ec) {
+      std::error_code ec2;
+      if (fs::exists(old)) fs::rename(old, out, ec2);
+      fail("{}: cannot move the export into place ({})", out.string(), ec.message());
+    }
+    fs::remove_all(old, ec);
   } catch (...) {
     fs::remove_all(tmp, ec);
     throw;

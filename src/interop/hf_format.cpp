@@ -6,6 +6,7 @@
 #include "data/tokenizer.h"
 
 #include <string_view>
+#include <type_traits>
 
 namespace sp {
 
@@ -95,10 +96,13 @@ public:
   template <class T>
   T get(const char* key, T fallback) const {
     if (!j_.contains(key) || j_[key].is_null()) return fallback;
-    try {
-      return j_[key].get<T>();
-    } catch (const nlohmann::json::exception&) {
-      usage_fail("{}: key {} = {} has the wrong type", path_, key, j_[key].dump());
+    if constexpr (std::is_same_v<T, nlohmann::json>) {
+      return j_[key];
+    } else {
+      T v;
+      if (!from_json_value(j_[key], v))  // the strict reads of config files: 32.7 is no integer
+        usage_fail("{}: key {} = {} has the wrong type", path_, key, j_[key].dump());
+      return v;
     }
   }
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
@@ -134,7 +138,7 @@ void read_llama(const Keys& k, ModelConfig& m) {
   if (act != "silu" && act != "swish") k.refuse("hidden_act", "the MLP is SwiGLU with silu");
   k.require_false("attention_bias");
   k.require_false("mlp_bias");
-  if (m.num_heads > 0 && k.get<int64_t>("head_dim", m.hidden_size / m.num_heads) * m.num_heads != m.hidden_size)
+  if (m.num_heads > 0 && k.get<int64_t>("head_dim", m.hidden_size / m.num_heads) != m.hidden_size / m.num_heads)
     k.refuse("head_dim", "the head dimension must be hidden_size / num_attention_heads");
   m.rope_theta = k.get<double>("rope_theta", 10000.0);
   const auto rope = k.get<nlohmann::json>("rope_parameters", nlohmann::json::object());
@@ -186,8 +190,8 @@ void read_fla(const Keys& k, const std::string& model_type, ModelConfig& m) {
   // fla's GatedMLP: int(C * hidden_ratio * 2/3) rounded up to a multiple of 256, unless given
   const double ratio = k.get<double>("hidden_ratio", 4.0);
   if (!(ratio > 0 && ratio <= 64)) k.refuse("hidden_ratio", "must be in (0, 64]");
-  const int64_t f = int64_t(double(m.hidden_size) * ratio * 2.0 / 3.0);
-  m.intermediate_size = k.get<int64_t>("intermediate_size", 256 * ((f + 255) / 256));
+  if (m.hidden_size < 1 || m.hidden_size > (int64_t(1) << 20)) k.refuse("hidden_size", "must be in [1, 2^20]");
+  m.intermediate_size = k.get<int64_t>("intermediate_size", swiglu_width(m.hidden_size, ratio));
   m.norm_eps = k.get<double>("norm_eps", 1e-6);
   m.rope_theta = k.get<double>("rope_theta", 10000.0);
   m.initializer_range = k.get<double>("initializer_range", 0.006);
@@ -220,10 +224,13 @@ Config config_from_hf(const nlohmann::json& hf, const std::string& path, std::st
   if (type == "llama" || type == "softpick_llama") {
     format = type;
     read_llama(k, c.model);
-    c.model.attention = k.get<std::string>("softpick_attention", "softmax");
-    c.model.ssmax = k.get<bool>("softpick_ssmax", false);
+    // absent keys: plain softmax for llama; for softpick_llama the softpick_config's values, else the
+    // defaults that softpick_hf's SoftpickLlamaConfig also has
+    const bool llama = type == "llama";
+    c.model.attention = k.get<std::string>("softpick_attention", llama ? "softmax" : c.model.attention);
+    c.model.ssmax = k.get<bool>("softpick_ssmax", llama ? false : c.model.ssmax);
     c.model.ssmax_init = k.get<double>("softpick_ssmax_init", c.model.ssmax_init);
-    c.model.attention_gate = k.get<bool>("softpick_attention_gate", false);
+    c.model.attention_gate = k.get<bool>("softpick_attention_gate", llama ? false : c.model.attention_gate);
     c.model.softpick_eps = k.get<double>("softpick_eps", c.model.softpick_eps);
     if (type == "llama" && !is_plain_llama(c.model))
       k.refuse("softpick_attention", "model_type llama is plain softmax attention; the other attentions are "

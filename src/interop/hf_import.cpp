@@ -39,7 +39,8 @@ std::vector<fs::path> tensor_files(const fs::path& dir) {
     for (const auto& [tensor, file] : j["weight_map"].items()) {
       if (!file.is_string()) usage_fail("{}: weight_map[{}] is not a file name", index.string(), tensor);
       const std::string f = file.get<std::string>();
-      if (f.find('/') != std::string::npos) usage_fail("{}: weight_map[{}] = {} leaves the directory", index.string(), tensor, f);
+      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos)
+        usage_fail("{}: weight_map[{}] = \"{}\" is not a file name in the directory", index.string(), tensor, f);
       names.insert(f);
     }
     std::vector<fs::path> files;
@@ -58,11 +59,7 @@ std::vector<fs::path> tensor_files(const fs::path& dir) {
 
 // Tensors of HF directories that are not parameters: RoPE tables and fla's SSMax log table.
 bool is_buffer(const std::string& name) {
-  auto ends_with = [&](const char* s) {
-    const std::string x = s;
-    return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
-  };
-  return ends_with(".rotary_emb.inv_freq") || ends_with(".attn.logn");
+  return name.ends_with(".rotary_emb.inv_freq") || name.ends_with(".attn.logn");
 }
 
 }  // namespace
@@ -89,23 +86,35 @@ std::string import_hf(const std::string& hf_dir, const std::string& run_dir, con
   std::map<std::string, const ParamSpec*> by_name;
   for (const auto& s : specs) by_name[s.name] = &s;
   CheckpointTensors t;
-  t.params.assign(flat_size(specs), 0.0f);
-  std::set<std::string> filled;
+  try {
+    t.params.assign(flat_size(specs), 0.0f);
+  } catch (const std::bad_alloc&) {
+    usage_fail("{}: a model of {} parameters does not fit in this machine's memory", config_path.string(),
+               flat_size(specs));
+  }
+  std::map<std::string, std::string> source_of;  // checkpoint tensor -> the directory's tensor that filled it
+  std::vector<float> tied_head;                    // a tied model's lm_head.weight, if the directory has one
   const int64_t HD = c.model.hidden_size;  // H * D: the q rows of fla's gated q_proj
   for (const fs::path& file : files) {
     const SafetensorsReader r(file.string());
     for (const auto& [name, info] : r.tensors()) {
       if (is_buffer(name)) continue;
       const std::string target = checkpoint_name_of(format, name);
-      if (c.model.tie_word_embeddings && target == "lm_head.weight") continue;  // the embedding is the head
+      if (c.model.tie_word_embeddings && target == "lm_head.weight") {  // must be the embedding: checked below
+        tied_head.resize(info.numel());
+        r.read(name, tied_head);
+        continue;
+      }
       auto read_into = [&](const std::string& to, size_t row0, size_t rows) {
         const ParamSpec& s = *by_name.at(to);
-        if (filled.count(to)) usage_fail("{}: tensor {} appears twice in the directory", file.string(), name);
+        if (source_of.count(to))
+          usage_fail("{}: tensor {} and tensor {} both give {}; the directory holds one model's tensors twice",
+                     file.string(), source_of[to], name, to);
+        source_of[to] = name;
         const size_t cols = s.numel / size_t(s.shape[0]);
         std::vector<float> all(info.numel());
         r.read(name, all);
         std::copy_n(all.begin() + row0 * cols, rows * cols, t.params.begin() + s.offset);
-        filled.insert(to);
       };
       const bool fla_gate = format == "fla" && c.model.attention_gate && target.ends_with(".self_attn.q_proj.weight");
       auto it = by_name.find(target);
@@ -130,9 +139,15 @@ std::string import_hf(const std::string& hf_dir, const std::string& run_dir, con
     }
   }
   for (const auto& s : specs)
-    if (!filled.count(s.name))
+    if (!source_of.count(s.name))
       usage_fail("{}: no tensor for {} (shape {}); the directory is incomplete or holds another model than its "
                  "config.json describes", dir.string(), s.name, nlohmann::json(s.shape).dump());
+  if (!tied_head.empty()) {
+    const ParamSpec& e = *by_name.at("model.embed_tokens.weight");
+    if (tied_head.size() != e.numel || !std::equal(tied_head.begin(), tied_head.end(), t.params.begin() + e.offset))
+      usage_fail("{}: tie_word_embeddings is true but lm_head.weight differs from the embedding; set it to false "
+                 "if the model has its own head", config_path.string());
+  }
 
   if (copy_tokenizer) {
     fs::create_directories(run, ec);
@@ -144,7 +159,13 @@ std::string import_hf(const std::string& hf_dir, const std::string& run_dir, con
                    "import again with --data.tokenizer=byte for a byte-level model)", dir.string());
     }
   }
-  const std::string out = save_checkpoint(run.string(), specs, t, TrainState{}, c);
+  std::string out;
+  try {
+    out = save_checkpoint(run.string(), specs, t, TrainState{}, c);
+  } catch (...) {
+    if (copy_tokenizer) fs::remove(run / "tokenizer.json", ec);
+    throw;
+  }
   spdlog::info("imported {} ({} format, {}, {} tensors) into {}", dir.string(), format, attention_label(c.model),
                specs.size(), out);
   return out;
