@@ -5,7 +5,7 @@
 #
 #   SOFTPICK_HF_VENV   where the environment lives (default ~/.cache/softpick/hf-venv)
 #
-# The first run downloads about 3 GB (the PyPI torch wheel with its CUDA libraries, transformers, lm-eval and
+# The first run downloads several GB (the PyPI torch wheel with its CUDA libraries, transformers, lm-eval and
 # their dependencies) and takes a few minutes; later runs only check that the pinned versions are there.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,7 +19,7 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
   echo "$venv/bin/python"
   exit 0
 fi
-echo "hf_env: installing $req into $venv (the first time downloads about 3 GB)" >&2
+echo "hf_env: installing $req into $venv (the first time downloads several GB)" >&2
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
 cp "$req" "$stamp"
