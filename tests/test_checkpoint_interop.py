@@ -24,13 +24,10 @@ class CheckpointInteropTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.tmp.name
-        text = ("the quick brown fox jumps over the lazy dog. " * 400).encode()
-        tokens = [1] + [b + 3 for b in text]
-        testlib.write_shard(os.path.join(d, "t_train.bin"), tokens)
-        testlib.write_shard(os.path.join(d, "t_val.bin"), tokens[:4000])
+        data = testlib.write_byte_corpus(d, "the quick brown fox jumps over the lazy dog. " * 400)
         cls.run_dir = os.path.join(d, "run")
         subprocess.run([SOFTPICK, "train", os.path.join(ROOT, "tests/configs/tiny.json"),
-                        f"--data.train_files={d}/t_train.bin", f"--data.val_files={d}/t_val.bin",
+                        *data,
                         f"--training.run_dir={cls.run_dir}", "--training.steps=6", "--checkpoint.interval=6",
                         "--model.tie_word_embeddings=false"],
                        check=True, capture_output=True)

@@ -110,15 +110,9 @@ class FileTest(unittest.TestCase):
 class TokenizerJsonTest(unittest.TestCase):
     def test_continuation_is_whole_minus_context(self):
         try:
-            from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+            tok = testlib.byte_level_bpe(["Question: what is it?\nAnswer: a cat. The pass key is 12345."] * 50, 300)
         except ImportError:
             self.fail("this test needs the 'tokenizers' package: pip install tokenizers")
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tok.train_from_iterator(["Question: what is it?\nAnswer: a cat. The pass key is 12345."] * 50, trainer)
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "tokenizer.json")
             tok.save(path)

@@ -66,11 +66,8 @@ class Fixture:
             return
         cls.tmp = tempfile.TemporaryDirectory()
         d = cls.tmp.name
-        text = ("the quick brown fox jumps over the lazy dog. what is the fox? a fox is quick. " * 300).encode()
-        tokens = [1] + [b + 3 for b in text]
-        testlib.write_shard(os.path.join(d, "t_train.bin"), tokens)
-        testlib.write_shard(os.path.join(d, "t_val.bin"), tokens[:4000])
-        cls.data = [f"--data.train_files={d}/t_train.bin", f"--data.val_files={d}/t_val.bin"]
+        cls.data = testlib.write_byte_corpus(
+            d, "the quick brown fox jumps over the lazy dog. what is the fox? a fox is quick. " * 300)
         for name, extra in VARIANTS.items():
             run_dir = os.path.join(d, "runs", name)
             run("train", os.path.join(ROOT, "tests/configs/tiny.json"), *cls.data, f"--training.run_dir={run_dir}",
@@ -241,13 +238,7 @@ class RoundTripTest(InteropTestCase):
 
     def test_tokenizer_json_run(self):
         # a run with a Hugging Face tokenizer.json: the export carries it, the import brings it back
-        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=290, special_tokens=["<unk>", "<s>", "</s>"],
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-        tok.train_from_iterator(["the quick brown fox jumps over the lazy dog"] * 50, trainer)
+        tok = testlib.byte_level_bpe(["the quick brown fox jumps over the lazy dog"] * 50, 290)
         tok_path = os.path.join(Fixture.tmp.name, "bpe.json")
         tok.save(tok_path)
         run_dir = os.path.join(Fixture.tmp.name, "runs", "bpe")

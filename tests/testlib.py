@@ -13,6 +13,28 @@ def write_shard(path, tokens):
         f.write(header + struct.pack(f"<{len(tokens)}H", *tokens))
 
 
+def write_byte_corpus(directory, text, val_tokens=4000):
+    """t_train.bin (BOS + the byte-vocabulary ids of `text`, byte + 3) and t_val.bin (its first val_tokens
+    tokens) in `directory`; returns the --data.train_files and --data.val_files overrides."""
+    tokens = [1] + [b + 3 for b in text.encode()]
+    write_shard(os.path.join(directory, "t_train.bin"), tokens)
+    write_shard(os.path.join(directory, "t_val.bin"), tokens[:val_tokens])
+    return [f"--data.train_files={directory}/t_train.bin", f"--data.val_files={directory}/t_val.bin"]
+
+
+def byte_level_bpe(texts, vocab_size):
+    """A small GPT-2-style byte-level BPE tokenizer (the `tokenizers` package) trained on `texts`, with
+    <unk>, <s>, </s> as ids 0, 1, 2."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    return tok
+
+
 def softpick_binary(path):
     """The absolute path of the softpick binary given with --softpick, None without one; exits with 2 if the
     path is not an executable file (a missing build must fail the test, not skip it)."""
