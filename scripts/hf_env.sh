@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates (once per machine) or reuses the virtual environment of the Hugging Face interop tests and of
-# scripts/lm_eval.sh: torch, transformers and lm-eval from python/requirements-hf.txt. Prints the path of its
+# scripts/lm_eval.sh: torch, transformers, lm-eval, hqq and bitsandbytes from python/requirements-hf.txt. Prints the path of its
 # python on stdout; progress goes to stderr. Safe to run concurrently (a lock serialises installs).
 #
 #   SOFTPICK_HF_VENV   where the environment lives (default ~/.cache/softpick/hf-venv)
@@ -21,6 +21,7 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && cmp -s "$req" "$stamp"; then
 fi
 echo "hf_env: installing $req into $venv (the first time downloads several GB)" >&2
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >&2
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
+# DISABLE_CUDA: hqq's setup.py otherwise tries to compile its optional CUDA kernels (the tests use its torch code)
+DISABLE_CUDA=1 "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
 cp "$req" "$stamp"
 echo "$venv/bin/python"

@@ -121,7 +121,8 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir) {
 }
 
 std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamSpec>& specs,
-                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg) {
+                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg,
+                            const std::vector<CheckpointExtra>& extra) {
   const fs::path parent = fs::path(run_dir) / "checkpoints";
   const std::string name = checkpoint_name(state.step);
   const fs::path tmp = parent / (kTmpPrefix + name), final_dir = parent / name;
@@ -141,6 +142,7 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
       for (auto& r : tensor_refs(specs, tensors.exp_avg_sq, ".exp_avg_sq")) refs.push_back(r);
       write_safetensors((tmp / kOptimizerFile).string(), refs, meta);
     }
+    for (const auto& e : extra) e.write((tmp / e.name).string());
     nlohmann::ordered_json st;
     st["format_version"] = kCheckpointFormatVersion;
     add_train_state(st, state);
@@ -151,6 +153,7 @@ std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamS
     if (!with_optimizer) st["weights_only"] = true;
     st["files"] = {{kModelFile, file_record((tmp / kModelFile).string())}};
     if (with_optimizer) st["files"][kOptimizerFile] = file_record((tmp / kOptimizerFile).string());
+    for (const auto& e : extra) st["files"][e.name] = file_record((tmp / e.name).string());
     write_text_file((tmp / kStateFile).string(), st.dump(2) + "\n");
     fsync_path(tmp.string());
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // re-saving a step replaces its checkpoint
@@ -179,7 +182,15 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
     fail("{}: format_version {} is not the supported {}", state_path,
          st.is_object() && st.contains("format_version") ? st["format_version"].dump() : "(none)",
          kCheckpointFormatVersion);
-  for (const char* f : {kModelFile, kOptimizerFile}) {
+  std::vector<std::string> names = {kModelFile, kOptimizerFile};
+  if (st.contains("files") && st["files"].is_object())
+    for (const auto& [name, rec] : st["files"].items())
+      if (name != kModelFile && name != kOptimizerFile) {
+        if (name.empty() || name.find('/') != std::string::npos || name.front() == '.')
+          fail("{}: files records \"{}\", which is not a file name; the checkpoint is damaged", state_path, name);
+        names.push_back(name);  // quantization.json, quantized.safetensors
+      }
+  for (const std::string& f : names) {
     const std::string p = (d / f).string();
     const bool recorded = st.contains("files") && st["files"].is_object() && st["files"].contains(f);
     if (f == kOptimizerFile && !recorded && st.value("weights_only", false)) continue;  // softpick import

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -61,10 +62,18 @@ std::vector<CheckpointEntry> list_checkpoints(const std::string& run_dir);
 // a weights-only checkpoint: no optimizer.safetensors, `weights_only: true` in state.json, and loading it
 // with the optimizer gives zero moments. On any failure the partial checkpoint is
 // removed, the earlier ones are untouched, and an Error names the file and the reason.
+// `extra` files (quantization.json and the packed weights of `softpick quantize`) are written by their
+// callbacks into the directory before state.json, which records their size and SHA-256 like the tensor files.
+struct CheckpointExtra {
+  std::string name;                                 // the file name within the checkpoint
+  std::function<void(const std::string& path)> write;  // creates the file, fsynced, or throws an Error
+};
 std::string save_checkpoint(const std::string& run_dir, const std::vector<ParamSpec>& specs,
-                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg);
+                            const CheckpointTensors& tensors, const TrainState& state, const Config& cfg,
+                            const std::vector<CheckpointExtra>& extra = {});
 
-// Checks that state.json parses and that both tensor files exist with the recorded size and SHA-256.
+// Checks that state.json parses and that both tensor files (and any extra file it records) exist with the
+// recorded size and SHA-256.
 // Returns the parsed state.json; an Error names the file and the problem.
 nlohmann::json verify_checkpoint(const std::string& dir);
 

@@ -44,24 +44,34 @@ const char* dtype_name(TensorDtype d) {
     case TensorDtype::F32: return "F32";
     case TensorDtype::BF16: return "BF16";
     case TensorDtype::F16: return "F16";
+    case TensorDtype::U8: return "U8";
   }
   return "?";
 }
 
-size_t dtype_bytes(TensorDtype d) { return d == TensorDtype::F32 ? 4 : 2; }
+size_t dtype_bytes(TensorDtype d) { return d == TensorDtype::F32 ? 4 : d == TensorDtype::U8 ? 1 : 2; }
 
 uint64_t TensorInfo::numel() const { return product(shape); }
 
-void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
-                       const std::map<std::string, std::string>& metadata, TensorDtype dtype) {
-  SP_ASSERT(dtype != TensorDtype::F16, "{}: F16 tensor files are read, not written", path);
-  const uint64_t esize = dtype_bytes(dtype);
+namespace {
+
+struct HeaderEntry {
+  const std::string* name;
+  TensorDtype dtype;
+  const std::vector<int64_t>* shape;
+};
+
+// Writes the header of `entries`, then calls write_data(fd) for the tensor bytes in the same order, then
+// fsyncs; an Error names the path on any failure.
+template <class WriteData>
+void write_tensor_file(const std::string& path, const std::vector<HeaderEntry>& entries,
+                       const std::map<std::string, std::string>& metadata, WriteData write_data) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    const uint64_t bytes = esize * product(t.shape);
-    header[t.name] = {{"dtype", dtype_name(dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + bytes}}};
+  for (const auto& e : entries) {
+    const uint64_t bytes = dtype_bytes(e.dtype) * product(*e.shape);
+    header[*e.name] = {{"dtype", dtype_name(e.dtype)}, {"shape", *e.shape}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
   std::string text = header.dump();
@@ -74,6 +84,24 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
   try {
     write_all(fd, len, 8, path);
     write_all(fd, text.data(), text.size(), path);
+    write_data(fd);
+    if (::fsync(fd) != 0) fail("{}: fsync failed ({})", path, std::strerror(errno));
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
+  if (::close(fd) != 0) fail("{}: close failed ({})", path, std::strerror(errno));
+}
+
+}  // namespace
+
+void write_safetensors(const std::string& path, const std::vector<TensorRef>& tensors,
+                       const std::map<std::string, std::string>& metadata, TensorDtype dtype) {
+  SP_ASSERT(dtype == TensorDtype::F32 || dtype == TensorDtype::BF16, "{}: only F32 and BF16 are written from floats",
+            path);
+  std::vector<HeaderEntry> entries;
+  for (const auto& t : tensors) entries.push_back({&t.name, dtype, &t.shape});
+  write_tensor_file(path, entries, metadata, [&](int fd) {
     std::vector<uint16_t> half;
     for (const auto& t : tensors) {
       const size_t n = size_t(product(t.shape));
@@ -85,12 +113,20 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
       for (size_t i = 0; i < n; ++i) half[i] = float_to_bf16(t.data[i]);
       write_all(fd, half.data(), n * 2, path);
     }
-    if (::fsync(fd) != 0) fail("{}: fsync failed ({})", path, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    throw;
+  });
+}
+
+void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<HeaderEntry> entries;
+  for (const auto& t : tensors) {
+    SP_ASSERT(t.bytes.size() == dtype_bytes(t.dtype) * product(t.shape), "{}: tensor {} has {} bytes for its shape",
+              path, t.name, t.bytes.size());
+    entries.push_back({&t.name, t.dtype, &t.shape});
   }
-  if (::close(fd) != 0) fail("{}: close failed ({})", path, std::strerror(errno));
+  write_tensor_file(path, entries, metadata, [&](int fd) {
+    for (const auto& t : tensors) write_all(fd, t.bytes.data(), t.bytes.size(), path);
+  });
 }
 
 SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
@@ -127,7 +163,8 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
       if (dtype == "F32") t.dtype = TensorDtype::F32;
       else if (dtype == "BF16") t.dtype = TensorDtype::BF16;
       else if (dtype == "F16") t.dtype = TensorDtype::F16;
-      else fail("{}: tensor {} has dtype {}; only F32, BF16 and F16 are read (convert the file to one of them)",
+      else if (dtype == "U8") t.dtype = TensorDtype::U8;
+      else fail("{}: tensor {} has dtype {}; only F32, BF16, F16 and U8 are read (convert the file to one of them)",
                 path, name, dtype);
       t.shape = info.at("shape").get<std::vector<int64_t>>();
       uint64_t numel = 1;
@@ -150,24 +187,40 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   }
 }
 
+std::vector<uint8_t> SafetensorsReader::read_bytes(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) fail("{}: no tensor named {}", path_, name);
+  std::vector<uint8_t> out(size_t(it->second.end - it->second.begin));
+  std::ifstream in(path_, std::ios::binary);
+  in.seekg(std::streamoff(data_start_ + it->second.begin));
+  if (!in.read(reinterpret_cast<char*>(out.data()), std::streamsize(out.size())))
+    fail("{}: tensor {}: read failed; the file is truncated", path_, name);
+  return out;
+}
+
 void SafetensorsReader::read(const std::string& name, std::span<float> out) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) fail("{}: no tensor named {}", path_, name);
   const TensorInfo& t = it->second;
   if (t.numel() != out.size())
     fail("{}: tensor {} has {} elements, expected {}", path_, name, t.numel(), out.size());
-  std::ifstream in(path_, std::ios::binary);
-  in.seekg(std::streamoff(data_start_ + t.begin));
   if (t.dtype == TensorDtype::F32) {
+    std::ifstream in(path_, std::ios::binary);
+    in.seekg(std::streamoff(data_start_ + t.begin));
     if (!in.read(reinterpret_cast<char*>(out.data()), std::streamsize(out.size() * 4)))
       fail("{}: tensor {}: read failed; the file is truncated", path_, name);
     return;
   }
-  std::vector<uint16_t> half(out.size());
-  if (!in.read(reinterpret_cast<char*>(half.data()), std::streamsize(half.size() * 2)))
-    fail("{}: tensor {}: read failed; the file is truncated", path_, name);
-  for (size_t i = 0; i < half.size(); ++i)
-    out[i] = t.dtype == TensorDtype::BF16 ? bf16_to_float(half[i]) : fp16_to_float(half[i]);
+  const std::vector<uint8_t> raw = read_bytes(name);
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (t.dtype == TensorDtype::U8) {
+      out[i] = float(raw[i]);
+      continue;
+    }
+    uint16_t h;
+    std::memcpy(&h, &raw[2 * i], 2);
+    out[i] = t.dtype == TensorDtype::BF16 ? bf16_to_float(h) : fp16_to_float(h);
+  }
 }
 
 }  // namespace sp

@@ -1,7 +1,8 @@
 // The safetensors format (as the Hugging Face `safetensors` package reads it): an 8-byte little-endian
 // header length N, N bytes of JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__":
 // {string: string}}, then the tensor bytes, offsets relative to the end of the header. Checkpoints are F32;
-// exports may be BF16, and imports read F32, BF16 and F16 (each converted to fp32 on reading).
+// exports may be BF16, and imports read F32, BF16 and F16 (each converted to fp32 on reading). Packed
+// quantized weights (quant/quantize.h) are U8 codes with F16 or F32 scales, written as raw bytes.
 #pragma once
 
 #include <cstdint>
@@ -12,8 +13,8 @@
 
 namespace sp {
 
-enum class TensorDtype { F32, BF16, F16 };
-const char* dtype_name(TensorDtype d);  // "F32", "BF16", "F16": the header's spelling
+enum class TensorDtype { F32, BF16, F16, U8 };
+const char* dtype_name(TensorDtype d);  // "F32", "BF16", "F16", "U8": the header's spelling
 size_t dtype_bytes(TensorDtype d);
 
 struct TensorRef {
@@ -29,6 +30,16 @@ void write_safetensors(const std::string& path, const std::vector<TensorRef>& te
                        const std::map<std::string, std::string>& metadata = {},
                        TensorDtype dtype = TensorDtype::F32);
 
+// A tensor already in its stored form: shape's product elements of `dtype`, little-endian.
+struct RawTensor {
+  std::string name;
+  TensorDtype dtype = TensorDtype::U8;
+  std::vector<int64_t> shape;
+  std::vector<uint8_t> bytes;
+};
+void write_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
 struct TensorInfo {
   std::vector<int64_t> shape;
   TensorDtype dtype = TensorDtype::F32;
@@ -37,7 +48,7 @@ struct TensorInfo {
 };
 
 // A validated safetensors file: header parsed, every range inside the file and matching its shape, every
-// dtype F32, BF16 or F16 (others are refused naming the tensor).
+// dtype F32, BF16, F16 or U8 (others are refused naming the tensor).
 class SafetensorsReader {
 public:
   explicit SafetensorsReader(const std::string& path);
@@ -45,6 +56,7 @@ public:
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Reads tensor `name` (which must have exactly out.size() elements) into out, converted to fp32.
   void read(const std::string& name, std::span<float> out) const;
+  std::vector<uint8_t> read_bytes(const std::string& name) const;  // the stored bytes, as they are
   const std::string& path() const { return path_; }
 
 private:

@@ -3,6 +3,7 @@
 #include "core/check.h"
 
 #include <algorithm>
+#include <cmath>
 #include <charconv>
 #include <iostream>
 
@@ -21,6 +22,16 @@ std::optional<long long> ParsedArgs::get_int(const std::string& flag) const {
   auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
   if (ec != std::errc() || p != s->data() + s->size())
     usage_fail("--{}={}: expected an integer", flag, *s);
+  return v;
+}
+
+std::optional<double> ParsedArgs::get_double(const std::string& flag) const {
+  auto s = get(flag);
+  if (!s) return std::nullopt;
+  double v = 0;
+  auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+  if (s->empty() || ec != std::errc() || p != s->data() + s->size() || !std::isfinite(v))
+    usage_fail("--{}={}: expected a number", flag, *s);
   return v;
 }
 

@@ -35,6 +35,8 @@ struct ParsedArgs {
   std::optional<std::string> get(const std::string& flag) const;
   // Integer flag value; a usage Error naming the flag if it is not an integer.
   std::optional<long long> get_int(const std::string& flag) const;
+  // A finite number; a usage Error naming the flag otherwise.
+  std::optional<double> get_double(const std::string& flag) const;
   // An integer flag that must be at least 1 (counts, lengths, threads); a usage Error naming it otherwise.
   std::optional<long long> get_positive(const std::string& flag) const;
 };

@@ -9,19 +9,6 @@
 
 namespace sp {
 
-namespace {
-
-double get_double(const ParsedArgs& a, const std::string& flag, double fallback) {
-  const auto s = a.get(flag);
-  if (!s) return fallback;
-  double v = 0;
-  auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-  if (s->empty() || ec != std::errc() || p != s->data() + s->size()) usage_fail("--{}={}: expected a number", flag, *s);
-  return v;
-}
-
-}  // namespace
-
 int cmd_analyze(const Argv& argv) {
   const CommandSpec spec{
       "analyze",
@@ -57,10 +44,10 @@ int cmd_analyze(const Argv& argv) {
   req.device = a.get("device").value_or("");
   req.threads = int(a.get_int("threads").value_or(0));
   if (req.threads < 0) usage_fail("--threads {}: must be at least 0", req.threads);
-  req.options.sink_eps = get_double(a, "sink-eps", 0.3);
+  req.options.sink_eps = a.get_double("sink-eps").value_or(0.3);
   if (!(req.options.sink_eps >= 0 && req.options.sink_eps < 1))
     usage_fail("--sink-eps {}: must be in [0, 1)", req.options.sink_eps);
-  req.options.near_zero = get_double(a, "near-zero", 1e-5);
+  req.options.near_zero = a.get_double("near-zero").value_or(1e-5);
   if (!(req.options.near_zero >= 0)) usage_fail("--near-zero {}: must be >= 0", req.options.near_zero);
   if (a.has("dump-attention")) req.options.dump = parse_head_list(*a.get("dump-attention"), "dump-attention");
   req.options.dump_dir = a.get("dump-dir").value_or("");

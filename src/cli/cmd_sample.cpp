@@ -20,16 +20,6 @@ namespace sp {
 
 namespace {
 
-std::optional<double> get_double(const ParsedArgs& a, const std::string& flag) {
-  const auto s = a.get(flag);
-  if (!s) return std::nullopt;
-  double v = 0;
-  auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-  if (ec != std::errc() || p != s->data() + s->size() || !std::isfinite(v))
-    usage_fail("--{}={}: expected a number", flag, *s);
-  return v;
-}
-
 std::vector<int32_t> parse_ids(const std::string& text, int64_t V) {
   std::vector<int32_t> out;
   for (size_t start = 0; start <= text.size();) {
@@ -75,9 +65,9 @@ int cmd_sample(const Argv& argv) {
   const ParsedArgs& a = *parsed;
   SampleOptions opt;
   opt.max_new_tokens = a.get_positive("max-tokens").value_or(256);
-  opt.temperature = get_double(a, "temperature").value_or(0.8);
+  opt.temperature = a.get_double("temperature").value_or(0.8);
   opt.top_k = a.get_int("top-k").value_or(40);
-  opt.top_p = get_double(a, "top-p").value_or(1.0);
+  opt.top_p = a.get_double("top-p").value_or(1.0);
   opt.seed = uint64_t(a.get_int("seed").value_or(0));
   opt.slide = a.has("slide");
   if (opt.temperature < 0) usage_fail("--temperature: must be >= 0");

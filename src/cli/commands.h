@@ -25,5 +25,6 @@ int cmd_sample(const Argv& args);
 int cmd_analyze(const Argv& args);
 int cmd_export(const Argv& args);
 int cmd_import(const Argv& args);
+int cmd_quantize(const Argv& args);
 
 }  // namespace sp

@@ -20,6 +20,7 @@ const sp::Command kCommands[] = {
     {"analyze", "measure sink rate, kurtosis and attention sparsity of a checkpoint", sp::cmd_analyze},
     {"export", "write a checkpoint as a Hugging Face transformers model directory", sp::cmd_export},
     {"import", "read a Hugging Face (Llama or fla) model directory into a checkpoint", sp::cmd_import},
+    {"quantize", "quantize a checkpoint's weights (rtn, hqq, nf4, fp4, int8, gptq) for the quantization study", sp::cmd_quantize},
 };
 
 void print_usage(std::FILE* out) {

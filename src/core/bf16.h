@@ -38,4 +38,20 @@ inline float fp16_to_float(uint16_t h) {
   return f;
 }
 
+// Round to nearest even; overflow to infinity, NaN stays NaN. Subnormals are kept (units of 2^-24).
+inline uint16_t float_to_fp16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint16_t sign = uint16_t((u >> 16) & 0x8000);
+  const uint32_t a = u & 0x7FFFFFFF;
+  if (a > 0x7F800000) return uint16_t(sign | 0x7E00);
+  if (a >= 0x477FF000) return uint16_t(sign | 0x7C00);  // |f| >= 65520 rounds past 65504
+  if (a >= 0x38800000) {                                // normal: >= 2^-14
+    uint32_t r = a - (112u << 23);                      // exponent bias 127 -> 15
+    r += 0xFFF + ((r >> 13) & 1);
+    return uint16_t(sign | (r >> 13));
+  }
+  return uint16_t(sign | uint16_t(std::nearbyint(std::fabs(f) * 16777216.0f)));  // exact product, then RNE
+}
+
 }  // namespace sp
