@@ -339,6 +339,25 @@ std::vector<OpCase> op_table() {
                  r.read("a and back", back);
                }});
   t.push_back(glu_case(sp::Glu::Sigmoid));
+  // Fake quantization at evaluation: int8 and fp8, per row and per tensor, LLM.int8's outlier columns.
+  // Inputs of spread 2 with a few columns pushed past the threshold of 6.
+  for (auto kind : {sp::ActQuant::Int8, sp::ActQuant::Fp8})
+    for (bool per_tensor : {false, true})
+      for (double threshold : {0.0, 6.0}) {
+        if (kind == sp::ActQuant::Fp8 && threshold > 0) continue;
+        const std::string name = std::string("act_quant ") + (kind == sp::ActQuant::Int8 ? "int8" : "fp8") +
+                                 (per_tensor ? " per tensor" : " per row") + (threshold > 0 ? " with outliers" : "") +
+                                 " (N 9, C 300)";
+        t.push_back({name, [=](OpRun& r) {
+                       const size_t N = 9, C = 300;
+                       Vec host = r.randn(N * C, 2.0);
+                       for (size_t c : {7, 150, 299}) host[4 * C + c] = bf16_value(7.5 + double(c) / 100);
+                       host[2 * C + 5] = 0;  // a zero stays zero
+                       Buffer x = r.input(host, r.kinds.act);
+                       r.be.act_quant(x, N, C, sp::ActQuantArgs{kind, per_tensor, threshold});
+                       r.read("x", x);
+                     }});
+      }
   return t;
 }
 

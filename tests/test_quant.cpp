@@ -1,8 +1,9 @@
-// The weight quantizers (quant/quantizers.h) and GPTQ (quant/gptq.h) by their properties and against
-// naive formulas; tests/test_quant.py compares them with the hqq and bitsandbytes packages and runs
+// The weight quantizers (quant/quantizers.h), GPTQ (quant/gptq.h) and the activations' fake quantization
+// (cpu/act_quant.h) by their properties and against naive formulas; tests/test_quant.py compares them with the hqq and bitsandbytes packages and runs
 // `softpick quantize` end to end.
 #include "checkpoint/safetensors.h"
 #include "core/bf16.h"
+#include "cpu/act_quant.h"
 #include "core/rng.h"
 #include "quant/gptq.h"
 #include "quant/quantizers.h"
@@ -345,4 +346,79 @@ TEST_CASE("GPTQ zeroes the weights of inputs that never occur", "[quant]") {
   o.group = 64;
   const std::vector<float> d = quantize_gptq(weights(rows, cols, 14), rows, cols, st.hessian(), o).dequantize();
   for (int64_t r = 0; r < rows; ++r) CHECK(d[size_t(r * cols + 5)] == 0.0f);
+}
+
+TEST_CASE("round_to_format is e4m3 and fp16 rounding: nearest value, halves to even, saturating", "[quant]") {
+  // Every finite e4m3 value from its bits (1 sign, 4 exponent with bias 7, 3 mantissa; S.1111.111 is NaN).
+  std::vector<std::pair<double, int>> e4m3;  // (value, code): an even code has an even mantissa
+  for (int code = 0; code < 127; ++code) {
+    const int E = code >> 3, m = code & 7;
+    e4m3.push_back({E == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, E - 7), code});
+  }
+  REQUIRE(e4m3.back().first == 448.0);
+  Rng rng(15);
+  std::vector<double> probes;
+  for (int i = 0; i < 20000; ++i) probes.push_back(std::ldexp(rng.uniform() * 2 - 1, int(rng.below(20)) - 10));
+  for (size_t i = 0; i + 1 < e4m3.size(); ++i) probes.push_back((e4m3[i].first + e4m3[i + 1].first) / 2);  // ties
+  probes.push_back(470.0);  // saturates
+  for (double v : probes) {
+    const double a = std::fabs(v);
+    double best = 448;
+    int best_code = 126;
+    for (auto [x, code] : e4m3) {
+      const double d = std::fabs(a - x), bd = std::fabs(a - best);
+      if (d < bd || (d == bd && code % 2 == 0 && best_code % 2 == 1)) best = x, best_code = code;
+    }
+    INFO("v = " << v);
+    REQUIRE(round_to_format(v, 3, -6, 448.0) == std::copysign(best, v));
+    REQUIRE(round_to_format(float(v), 3, -6, 448.0f) == float(std::copysign(best, v)));
+  }
+  for (int i = 0; i < 20000; ++i) {
+    const float v = float(std::ldexp(rng.uniform() * 2 - 1, int(rng.below(40)) - 24));
+    REQUIRE(round_to_format(v, 10, -14, 65504.0f) == fp16_to_float(float_to_fp16(v)));
+  }
+}
+
+TEST_CASE("act_quant puts each row on 255 levels of its absmax, keeps outlier columns, and is idempotent", "[quant]") {
+  const size_t N = 5, C = 40;
+  Rng rng(16);
+  std::vector<double> x(N * C);
+  for (auto& v : x) v = rng.normal();
+  x[2 * C + 9] = 8.0;  // column 9 is an outlier column at threshold 6
+  for (bool per_tensor : {false, true})
+    for (double threshold : {0.0, 6.0}) {
+      INFO("per tensor " << per_tensor << ", threshold " << threshold);
+      std::vector<double> q = x;
+      act_quant(q.data(), N, C, ActQuantArgs{ActQuant::Int8, per_tensor, threshold});
+      double tensor_max = 0;
+      for (size_t i = 0; i < N * C; ++i)
+        if (threshold == 0 || i % C != 9) tensor_max = std::max(tensor_max, std::fabs(x[i]));
+      for (size_t n = 0; n < N; ++n) {
+        double m = 0;
+        for (size_t c = 0; c < C; ++c)
+          if (threshold == 0 || c != 9) m = std::max(m, std::fabs(x[n * C + c]));
+        if (per_tensor) m = tensor_max;
+        for (size_t c = 0; c < C; ++c) {
+          const double v = x[n * C + c], got = q[n * C + c];
+          if (threshold > 0 && c == 9) {
+            REQUIRE(got == double(fp16_to_float(float_to_fp16(float(v)))));
+            continue;
+          }
+          const double k = got * 127 / m;
+          REQUIRE(std::fabs(k - std::nearbyint(k)) < 1e-9);  // on the grid
+          REQUIRE(std::fabs(got - v) <= m / 254 * (1 + 1e-12));  // the nearest level
+        }
+      }
+      std::vector<double> again = q;
+      act_quant(again.data(), N, C, ActQuantArgs{ActQuant::Int8, per_tensor, threshold});
+      for (size_t i = 0; i < N * C; ++i) REQUIRE(again[i] == Approx(q[i]).margin(1e-12));
+    }
+  std::vector<double> f = x;
+  act_quant(f.data(), N, C, ActQuantArgs{ActQuant::Fp8, false, 0});
+  for (size_t n = 0; n < N; ++n) {
+    double m = 0;
+    for (size_t c = 0; c < C; ++c) m = std::max(m, std::fabs(x[n * C + c]));
+    for (size_t c = 0; c < C; ++c)
+      REQUIRE(f[n * C + c] == Approx(round_to_format(x[n * C + c] * 448 / m, 3, -6, 448.0) * (m / 448)).epsilon(1e-12));
+  }
 }

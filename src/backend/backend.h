@@ -90,7 +90,7 @@ public:
   virtual void copy(Buffer dst, Buffer src) = 0;
   virtual void accumulate(Buffer dst, Buffer src) = 0;  // dst += src
 
-  // ---- layers: src/cpu/{embedding,rmsnorm,matmul,rope,ssmax,attention,glu,lm_head}.h ----
+  // ---- layers: src/cpu/{embedding,rmsnorm,matmul,rope,ssmax,attention,glu,act_quant,lm_head}.h ----
   virtual void embedding_forward(Buffer out, Buffer tokens, Buffer wte, size_t N, size_t C) = 0;
   virtual void embedding_backward(Buffer dwte, Buffer dout, Buffer tokens, size_t N, size_t C) = 0;
   virtual void rmsnorm_forward(Buffer out, Buffer rstd, Buffer x, Buffer w, size_t N, size_t C, double eps) = 0;
@@ -123,6 +123,8 @@ public:
   // out = act(gate) * up (Glu in op_args.h): the MLP's SwiGLU (Swish) and the attention output gate (Sigmoid).
   virtual void glu_forward(Buffer out, Buffer gate, Buffer up, size_t n, Glu act) = 0;
   virtual void glu_backward(Buffer dgate, Buffer dup, Buffer dout, Buffer gate, Buffer up, size_t n, Glu act) = 0;
+  // x (N, C) fake-quantized in place (ActQuantArgs in op_args.h; src/cpu/act_quant.h): evaluation only.
+  virtual void act_quant(Buffer x, size_t N, size_t C, const ActQuantArgs& a) = 0;
   // Fused LM head + cross-entropy; adds [sum of nats, count of rows with a target] to loss (2, kAccumDType).
   // dx and dw may be empty Buffers for evaluation.
   virtual void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V,

@@ -27,6 +27,21 @@ constexpr const char* normaliser_name(Normaliser n) {
   return "?";
 }
 
+// Fake quantization of a linear layer's input at evaluation (docs/quantization.md), in place on x (N, C):
+// with L = 127 (Int8) or 448 (Fp8, the largest e4m3 value) and absmax over the row (or, per_tensor, the
+// whole tensor), x = round(x * L / absmax) * (absmax / L), rounding to an integer (halves to even) or to the
+// nearest e4m3 value (halves to even). With outlier_threshold > 0 (LLM.int8's decomposition) the columns
+// holding any |x| >= threshold stay in 16-bit (rounded to fp16) and are left out of the absmax.
+enum class ActQuant { None, Int8, Fp8 };
+
+struct ActQuantArgs {
+  ActQuant kind = ActQuant::None;
+  bool per_tensor = false;
+  double outlier_threshold = 0;
+};
+
+constexpr double act_quant_levels(ActQuant k) { return k == ActQuant::Int8 ? 127.0 : 448.0; }
+
 // The gated linear units, out = act(gate) * up: Swish is the MLP's SwiGLU (act = silu), Sigmoid the
 // original GLU (act = sigmoid), which the attention output gate applies (model.attention_gate).
 enum class Glu { Sigmoid, Swish };

@@ -10,6 +10,7 @@
 #include "eval/scoring.h"
 #include "eval/task_file.h"
 #include "model/decode.h"
+#include "quant/quantize.h"
 
 #include <charconv>
 #include <filesystem>
@@ -66,7 +67,7 @@ void write_json_file(const std::string& path, const nlohmann::ordered_json& j) {
 
 int cmd_eval(const Argv& argv) {
   const CommandSpec spec{
-      "eval", "CKPT [--val SHARDS] [--tasks FILE.jsonl,...] [--passkey-lengths L,...] [--json OUT]",
+      "eval", "CKPT [--val SHARDS] [--tasks FILE.jsonl,...] [--passkey-lengths L,...] [--act-quant K] [--json OUT]",
       "Evaluate a checkpoint (or the newest valid checkpoint of a run directory): validation loss, "
       "task files scored as lm-eval-harness scores them, passkey retrieval (docs/evaluation.md).",
       {{"val", "SHARDS", "validation shards (glob): loss and perplexity over their unshuffled windows"},
@@ -80,6 +81,9 @@ int cmd_eval(const Argv& argv) {
        {"tokenizer", "SPEC", "\"byte\" or a tokenizer.json (default: the checkpoint's data.tokenizer)"},
        {"device", "DEVICE", "cpu or cuda (default: the checkpoint's training.device)"},
        {"threads", "N", "CPU threads (default: the checkpoint's training.threads, else all cores)"},
+       {"act-quant", "KIND", "fake-quantize the linear layers' inputs: none, int8 or fp8 (e4m3); default: what a "
+                             "quantized checkpoint records (int8 weights: LLM.int8), else none"},
+       {"act-quant-scope", "S", "token (one scale per row, default) or tensor"},
        {"json", "OUT", "also write the results as JSON"}},
       1, 1};
   const auto parsed = parse_command(spec, argv);
@@ -92,6 +96,9 @@ int cmd_eval(const Argv& argv) {
   InferenceModel im = load_inference_model(a.positional[0], a.get("device").value_or(""),
                                           int(a.get_int("threads").value_or(0)));
   const ModelConfig& mc = im.config.model;
+  if (a.has("act-quant") || a.has("act-quant-scope"))
+    im.model->set_activation_quant(
+        quant::parse_act_quant(a.get("act-quant").value_or("int8"), a.get("act-quant-scope").value_or("token")));
   const int64_t T = inference_context(im.config, a.get_int("seq-len").value_or(0));
   const std::optional<Tokenizer> tok = load_model_tokenizer(im.config, a.get("tokenizer").value_or(""));
 
@@ -138,6 +145,15 @@ int cmd_eval(const Argv& argv) {
   report.params = derive(im.config).params_total;
   report.context = T;
   report.trained_context = im.config.training.seq_len;
+  report.activations = quant::act_quant_label(im.model->activation_quant());
+  if (im.quantization.is_object()) {
+    const auto& q = im.quantization;
+    report.quantization = {{"method", q["method"]}, {"bits", q.value("bits", nlohmann::json())},
+                           {"group_size", q.value("group_size", nlohmann::json())}};
+    report.weights = fmt::format("{} {} bits, {}", q["method"].get<std::string>(), q.value("bits", nlohmann::json()).dump(),
+                                 q.value("group_size", nlohmann::json()) == "row" ? std::string("one scale per row")
+                                     : "groups of " + q.value("group_size", nlohmann::json()).dump());
+  }
   Decoder dec(*im.model, T);
   if (!val_files.empty()) {
     spdlog::info("validation loss over {} ({} files)", *a.get("val"), val_files.size());

@@ -14,6 +14,7 @@
 #include "cpu/rmsnorm.h"
 #include "cpu/rope.h"
 #include "cpu/ssmax.h"
+#include "cpu/act_quant.h"
 #include "cpu/glu.h"
 
 #include <cblas.h>
@@ -204,6 +205,9 @@ public:
       sp::glu_backward(at<T>(dgate, n, "dgate"), at<T>(dup, n, "dup"), at<T>(dout, n, "glu dout"),
                        at<T>(gate, n, "gate"), at<T>(up, n, "up"), n, act);
     });
+  }
+  void act_quant(Buffer x, size_t N, size_t C, const ActQuantArgs& a) override {
+    typed([&]<class T>(T) { sp::act_quant(at<T>(x, N * C, "act_quant x"), N, C, a); });
   }
   void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,
                     Buffer dw, double grad_scale) override {

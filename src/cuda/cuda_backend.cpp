@@ -10,6 +10,7 @@
 #include "cuda/device_buffers.h"
 #include "cuda/matmul.h"
 
+#include "act_quant.cuh"
 #include "adamw.cuh"
 #include "attention.cuh"
 #include "attention_decode.cuh"
@@ -219,6 +220,13 @@ public:
       using T = decltype(t);
       cuda::glu_backward_cuda<T>(at<T>(dgate, n), at<T>(dup, n), at<T>(dout, n), at<T>(gate, n), at<T>(up, n), n, act,
                                  stream_);
+    });
+  }
+  void act_quant(Buffer x, size_t N, size_t C, const ActQuantArgs& a) override {
+    with_float_type(x.dtype, [&](auto t) {
+      using T = decltype(t);
+      void* scratch = scratch_.get(cuda::act_quant_scratch_bytes(N, C), stream_);
+      cuda::act_quant_cuda<T>(at<T>(x, N * C), N, C, a, scratch, stream_);
     });
   }
   void lm_head_loss(Buffer loss, Buffer x, Buffer w, Buffer targets, size_t N, size_t C, size_t V, Buffer dx,

@@ -3,6 +3,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/check.h"
 #include "core/log.h"
+#include "quant/quantize.h"
 
 #include <filesystem>
 
@@ -21,6 +22,12 @@ InferenceModel load_inference_model(const std::string& path, const std::string& 
   m.backend = make_backend({m.config.training.device, threads});
   m.model = std::make_unique<Model>(m.config.model, *m.backend);
   load_weights(m.dir, *m.model);
+  m.quantization = quant::quantization_record(m.dir);
+  const ActQuantArgs act = quant::recorded_act_quant(m.quantization);
+  if (act.kind != ActQuant::None) {
+    m.model->set_activation_quant(act);
+    spdlog::info("{}: linear-layer inputs as {}", m.dir, quant::act_quant_label(act));
+  }
   return m;
 }
 

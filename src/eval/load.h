@@ -7,6 +7,8 @@
 #include "data/tokenizer.h"
 #include "model/model.h"
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -20,11 +22,13 @@ struct InferenceModel {
   int64_t step = 0;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
+  nlohmann::json quantization;  // the checkpoint's quantization.json (softpick quantize), or null
 };
 
 // `path` is a checkpoint directory, or a run directory (then its newest valid checkpoint). `device` ("cpu",
 // "cuda") overrides the checkpoint's training.device unless empty. threads <= 0: the checkpoint's
-// training.threads, else every core. An Error names the file, key or flag on any problem.
+// training.threads, else every core. A quantized checkpoint's model applies what its quantization.json
+// asks of the evaluation (LLM.int8's outlier decomposition). An Error names the file, key or flag on any problem.
 InferenceModel load_inference_model(const std::string& path, const std::string& device, int threads);
 
 // The context in tokens: `requested` when > 0, else the trained training.seq_len. Above the trained

@@ -20,6 +20,8 @@ std::string format_report(const EvalReport& r) {
   std::string out = fmt::format("checkpoint  {} (step {})\nmodel       {}, {} parameters, context {} tokens{}\n",
                                 r.checkpoint, r.step, r.attention_label, r.params, r.context,
                                 r.context == r.trained_context ? "" : fmt::format(" (trained at {})", r.trained_context));
+  if (r.weights != "full precision" || r.activations != "none")
+    out += fmt::format("quantized   weights {}; activations {}\n", r.weights, r.activations);
   if (r.val)
     out += fmt::format("validation  loss {:.4f}, perplexity {:.3f} ({} tokens in {} windows)\n", r.val->loss,
                        std::exp(r.val->loss), r.val->tokens, r.val->windows);
@@ -51,6 +53,8 @@ nlohmann::ordered_json to_json(const EvalReport& r) {
   j["params"] = r.params;
   j["context"] = r.context;
   j["trained_context"] = r.trained_context;
+  j["quantization"] = r.quantization;
+  j["activations"] = r.activations;
   if (r.val)
     j["val"] = {{"files", r.val_files},      {"loss", r.val->loss},       {"perplexity", std::exp(r.val->loss)},
                 {"tokens", r.val->tokens},   {"windows", r.val->windows}, {"seconds", r.val->seconds}};

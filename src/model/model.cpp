@@ -147,6 +147,7 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
   const Buffer v_new = x.v.slice(pos0 * KD, N * KD);
   in = in.slice(0, N * C);
   be_.rmsnorm_forward(x.ln1, x.rstd1, in, w.ln1, N, C, cfg_.norm_eps);
+  quantize_input(x.ln1, N, C);
   be_.matmul_forward(x.q, x.ln1, w.q, N, C, HD);
   be_.matmul_forward(k_new, x.ln1, w.k, N, C, KD);
   be_.matmul_forward(v_new, x.ln1, w.v, N, C, KD);
@@ -162,6 +163,7 @@ void Model::attention_half(int64_t l, const BlockActivations& x, Buffer in, Buff
   if (w.att_gate) be_.glu_forward(x.att_out, x.att_gate, x.att, N * HD, Glu::Sigmoid);  // att * sigmoid(gate)
   if (!mid) return;
   const Buffer att_out = w.att_gate ? x.att_out : x.att;
+  quantize_input(att_out, N, HD);
   be_.matmul_forward_residual(mid.slice(0, N * C), att_out, w.o, in, N, HD, C);  // mid = in + att_out w_o^T
 }
 
@@ -170,11 +172,17 @@ void Model::mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer ou
   const size_t C = size_t(d_.C), F = size_t(d_.F);
   mid = mid.slice(0, N * C);
   be_.rmsnorm_forward(x.ln2, x.rstd2, mid, w.ln2, N, C, cfg_.norm_eps);
+  quantize_input(x.ln2, N, C);
   be_.matmul_forward(x.gate, x.ln2, w.gate, N, C, F);
   be_.matmul_forward(x.up, x.ln2, w.up, N, C, F);
   be_.glu_forward(x.act, x.gate, x.up, N * F, Glu::Swish);
   if (!out) return;
+  quantize_input(x.act, N, F);
   be_.matmul_forward_residual(out.slice(0, N * C), x.act, w.down, mid, N, F, C);  // out = mid + act w_down^T
+}
+
+void Model::quantize_input(Buffer x, size_t N, size_t width) {
+  if (act_quant_.kind != ActQuant::None) be_.act_quant(x, N, width, act_quant_);
 }
 
 void Model::recompute_block(Activations& a, int64_t l, const AttentionShape& s) {
@@ -198,6 +206,7 @@ void Model::loss(Activations& a, std::span<const int32_t> targets, bool with_gra
 }
 
 void Model::backward(Activations& a, const std::function<void(size_t)>& bucket_ready) {
+  SP_ASSERT(act_quant_.kind == ActQuant::None, "backward through fake-quantized activations (evaluation only)");
   const int64_t B = a.cur_B, T = a.cur_T;
   const size_t N = size_t(B * T), C = size_t(d_.C), HD = size_t(d_.H * d_.D), KD = size_t(d_.Hkv * d_.D), F = size_t(d_.F);
   const double theta = cfg_.rope_theta;

@@ -101,6 +101,11 @@ public:
   void backward(Activations& a, const std::function<void(size_t)>& bucket_ready = {});
   // The buckets of grads(), in the order backward() completes them (model/params.h).
   const std::vector<GradBucket>& grad_buckets() const { return buckets_; }
+  // Evaluation only: fake-quantize the input of every linear layer of the blocks (q, k, v, the output
+  // gate, o, gate, up, down) in place before its product (ActQuantArgs in backend/op_args.h;
+  // docs/quantization.md). The embedding, the LM head and attention itself are left as they are.
+  void set_activation_quant(const ActQuantArgs& a) { act_quant_ = a; }
+  const ActQuantArgs& activation_quant() const { return act_quant_; }
   // Logits (V) of the last position of sequence 0 of the last forward(), into host memory.
   void last_logits(Activations& a, std::span<float> logits);
 
@@ -112,6 +117,7 @@ private:
   void attention_half(int64_t l, const BlockActivations& x, Buffer in, Buffer mid, const AttentionShape& s);
   void mlp_half(int64_t l, const BlockActivations& x, Buffer mid, Buffer out, size_t N);
   void recompute_block(Activations& a, int64_t l, const AttentionShape& s);  // what a.recompute left out
+  void quantize_input(Buffer x, size_t N, size_t width);  // set_activation_quant's, when set
   std::vector<double> init_values(size_t i, uint64_t seed) const;  // tensor specs_[i]'s init, host fp64
   ModelTensors views(Buffer flat) const;
 
@@ -121,6 +127,7 @@ private:
   std::vector<GradBucket> buckets_;  // of grads_, in the order backward() completes them
   Buffer params_, grads_;
   ModelTensors w_, g_;  // views into params_ and grads_
+  ActQuantArgs act_quant_;
   ModelDims d_;
 };
 

@@ -384,9 +384,39 @@ nlohmann::json quantization_record(const std::string& checkpoint_dir) {
   } catch (const nlohmann::json::exception& e) {
     fail("{}: not valid JSON ({}); the quantized checkpoint is damaged", p.string(), e.what());
   }
-  if (!j.is_object() || !j.contains("activations"))
-    fail("{}: no \"activations\" entry; the quantized checkpoint is damaged or from another program", p.string());
-  return j["activations"];
+  const auto& act = j.is_object() ? j.value("activations", nlohmann::json()) : nlohmann::json();
+  if (!j.is_object() || !j.contains("activations") || !(act.is_null() || act.is_object()) || !j.value("method", nlohmann::json()).is_string())
+    fail("{}: no \"method\" or \"activations\" entry of the right type; the quantized checkpoint is damaged or from "
+         "another program", p.string());
+  if (act.is_object() && (act.value("method", "") != "llm_int8" || !act.value("threshold", nlohmann::json()).is_number()))
+    fail("{}: activations {} is not {{\"method\": \"llm_int8\", \"threshold\": number}}; the quantized checkpoint is "
+         "damaged", p.string(), act.dump());
+  return j;
+}
+
+ActQuantArgs recorded_act_quant(const nlohmann::json& record) {
+  ActQuantArgs a;
+  if (record.is_object() && record["activations"].is_object()) {
+    a.kind = ActQuant::Int8;
+    a.outlier_threshold = record["activations"]["threshold"].get<double>();
+  }
+  return a;
+}
+
+ActQuantArgs parse_act_quant(const std::string& kind, const std::string& scope) {
+  ActQuantArgs a;
+  if (kind == "int8") a.kind = ActQuant::Int8;
+  else if (kind == "fp8") a.kind = ActQuant::Fp8;
+  else if (kind != "none") usage_fail("--act-quant {}: expected none, int8 or fp8", kind);
+  if (scope == "tensor") a.per_tensor = true;
+  else if (scope != "token") usage_fail("--act-quant-scope {}: expected token or tensor", scope);
+  return a;
+}
+
+std::string act_quant_label(const ActQuantArgs& a) {
+  if (a.kind == ActQuant::None) return "none";
+  if (a.outlier_threshold > 0) return fmt::format("llm.int8 (int8 per token, 16-bit columns with |x| >= {:g})", a.outlier_threshold);
+  return fmt::format("{} per {}", a.kind == ActQuant::Int8 ? "int8" : "fp8 e4m3", a.per_tensor ? "tensor" : "token");
 }
 
 }  // namespace sp::quant

@@ -10,6 +10,7 @@
 //                          storage of the quantized layers
 #pragma once
 
+#include "backend/op_args.h"
 #include "quant/gptq.h"
 #include "quant/quantizers.h"
 
@@ -47,9 +48,17 @@ std::string default_output_dir(const std::string& checkpoint_dir, const Quantize
 // checkpoint directory. Bad input of any kind is an Error naming the file, tensor or flag.
 std::string quantize_checkpoint(const std::string& path, const std::string& out_dir, const QuantizeOptions& opt);
 
-// What an evaluation must apply for a quantized checkpoint: the "activations" object of its
-// quantization.json, or null when the directory has none (an ordinary checkpoint).
+// The quantization.json of a checkpoint directory, or null when it has none (an ordinary checkpoint); an
+// Error names the file when it is damaged.
 nlohmann::json quantization_record(const std::string& checkpoint_dir);
+
+// What the evaluation of a checkpoint with this quantization.json must apply to the linear layers' inputs:
+// LLM.int8's outlier decomposition for int8 weights, nothing otherwise.
+ActQuantArgs recorded_act_quant(const nlohmann::json& record);
+
+// --act-quant none|int8|fp8 with --act-quant-scope token|tensor; a usage Error naming the flag otherwise.
+ActQuantArgs parse_act_quant(const std::string& kind, const std::string& scope);
+std::string act_quant_label(const ActQuantArgs& a);  // "none", "int8 per token", "llm.int8 (outliers >= 6)"
 
 constexpr const char* kQuantizationFile = "quantization.json";
 constexpr const char* kPackedFile = "quantized.safetensors";
