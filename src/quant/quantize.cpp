@@ -181,9 +181,10 @@ std::vector<Quantized> quantize_gptq_model(const Config& cfg, const std::vector<
 }
 
 // The packed form of every quantized tensor: "<name>.qweight" (rows, ceil(cols * bits / 8)) U8 codes,
-// "<name>.scale" (rows, groups) and, for rtn, hqq and gptq, "<name>.zero" (rows, groups), both fp16 (int8's
-// zero is 128; the code books have none; their scales are fp32).
-std::vector<RawTensor> packed_tensors(const std::vector<Quantized>& qs, bool fp16_meta) {
+// "<name>.scale" (rows, groups) and, for rtn, hqq and gptq, "<name>.zero" (rows, groups): fp16 for rtn and
+// gptq, fp32 otherwise (int8's zero is 128; the code books have none).
+std::vector<RawTensor> packed_tensors(const std::vector<Quantized>& qs, Method method) {
+  const bool fp16_meta = method == Method::Rtn || method == Method::Gptq;
   std::vector<RawTensor> out;
   const auto meta = [&](const std::string& name, const std::vector<float>& v, int64_t rows, int64_t groups) {
     RawTensor t{name, fp16_meta ? TensorDtype::F16 : TensorDtype::F32, {rows, groups}, {}};
@@ -203,7 +204,7 @@ std::vector<RawTensor> packed_tensors(const std::vector<Quantized>& qs, bool fp1
     const QuantizedMatrix& q = r.q;
     out.push_back({base + ".qweight", TensorDtype::U8, {q.rows, (q.cols * q.bits + 7) / 8}, pack_codes(q)});
     meta(base + ".scale", q.scale, q.rows, q.groups_per_row());
-    if (fp16_meta) meta(base + ".zero", q.zero, q.rows, q.groups_per_row());
+    if (!q.zero.empty() && method != Method::Int8) meta(base + ".zero", q.zero, q.rows, q.groups_per_row());
   }
   return out;
 }
@@ -298,7 +299,8 @@ std::string quantize_checkpoint(const std::string& path, const std::string& out_
   }
 
   // quantization.json
-  const bool fp16_meta = opt.method == Method::Rtn || opt.method == Method::Hqq || opt.method == Method::Gptq;
+  // rtn and gptq store scale and (integer) zero in fp16; hqq its fractional zero and scale in fp32
+  const bool fp16_meta = opt.method == Method::Rtn || opt.method == Method::Gptq;
   int64_t quantized_params = 0, meta_bits = 0;
   double rel_sum = 0;
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
@@ -309,8 +311,8 @@ std::string quantize_checkpoint(const std::string& path, const std::string& out_
     if (r.rtn_output_error) j["rtn_output_error"] = *r.rtn_output_error;
     layers.push_back(j);
     quantized_params += int64_t(r.q.codes.size());
-    // fp16 scale and zero per group; an fp32 absmax per block; int8's fp32 row scale (its zero is 128)
-    meta_bits += fp16_meta ? int64_t(r.q.scale.size() + r.q.zero.size()) * 16 : int64_t(r.q.scale.size()) * 32;
+    // scale and zero per group (fp16, or hqq's fp32); an fp32 absmax per block; int8's fp32 row scale (zero 128)
+    meta_bits += int64_t(r.q.scale.size() + (opt.method == Method::Int8 ? 0 : r.q.zero.size())) * (fp16_meta ? 16 : 32);
     rel_sum += r.err.relative;
   }
   int64_t total = 0;
@@ -351,7 +353,7 @@ std::string quantize_checkpoint(const std::string& path, const std::string& out_
   extra.push_back({kQuantizationFile, [&](const std::string& p) { write_text_file(p, j.dump(2) + "\n"); }});
   if (opt.packed)
     extra.push_back({kPackedFile, [&](const std::string& p) {
-                       write_safetensors(p, packed_tensors(qs, fp16_meta),
+                       write_safetensors(p, packed_tensors(qs, opt.method),
                                          {{"format", "softpick-quantized"},
                                           {"method", info.name},
                                           {"bits", std::to_string(opt.bits)},

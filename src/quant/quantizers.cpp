@@ -175,8 +175,10 @@ QuantizedMatrix quantize_hqq(std::span<const float> w, int64_t rows, int64_t col
     if (err < best) best = err;
     else break;
   }
+  // Scale and zero stay fp32, as the hqq package keeps them on the CPU: at 8 bits a fractional zero near 128
+  // would move codes in fp16.
   for (int64_t g = 0; g < groups; ++g) {  // the zero is fractional: code = round(w / scale + zero)
-    const float scale = stored_scale(1.0f / inv[size_t(g)]), z = to_fp16(zero[size_t(g)]);
+    const float scale = 1.0f / inv[size_t(g)], z = zero[size_t(g)];
     q.scale[size_t(g)] = scale;
     q.zero[size_t(g)] = z;
     for (int64_t i = g * group; i < (g + 1) * group; ++i)

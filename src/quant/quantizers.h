@@ -69,6 +69,7 @@ QuantizedMatrix quantize_rtn(std::span<const float> w, int64_t rows, int64_t col
 // refitted to the shrunk weights, stopping when the matrix's mean absolute error stops falling. p, beta and
 // the 20 iterations are HQQ's published defaults. The paper grows beta by kappa = 1.01 per step; the hqq
 // package's default solver keeps beta fixed, and so does kappa = 1 here (the package is the reference).
+// Scale and zero are kept in fp32 (a fractional zero near 128 loses codes in fp16).
 struct HqqOptions {
   double lp_norm = 0.7, beta = 10.0, kappa = 1.0;
   int iters = 20;
