@@ -44,10 +44,7 @@ PLAIN = {"softmax", "softmax_tied_mha"}  # exported as LlamaForCausalLM
 
 
 def run(*args, ok=True):
-    p = subprocess.run([SOFTPICK, *map(str, args)], capture_output=True, text=True, errors="replace")
-    if ok and p.returncode != 0:
-        raise AssertionError(f"softpick {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return p
+    return testlib.run_softpick(SOFTPICK, *args, ok=ok)
 
 
 def load_hf(directory, remote_code=True, dtype=torch.float32):

@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import unittest
@@ -38,10 +37,7 @@ LINEAR = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn
 
 
 def run(*args, ok=True):
-    p = subprocess.run([SOFTPICK, *map(str, args)], capture_output=True, text=True, errors="replace")
-    if ok and p.returncode != 0:
-        raise AssertionError(f"softpick {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return p
+    return testlib.run_softpick(SOFTPICK, *args, ok=ok)
 
 
 class Fixture:

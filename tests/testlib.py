@@ -46,6 +46,16 @@ def softpick_binary(path):
     return os.path.abspath(path)
 
 
+def run_softpick(binary, *args, ok=True):
+    """Runs `softpick ARGS` and returns the CompletedProcess; with ok, a non-zero exit fails the test with the
+    end of its stderr."""
+    import subprocess
+    p = subprocess.run([binary, *map(str, args)], capture_output=True, text=True, errors="replace")
+    if ok and p.returncode != 0:
+        raise AssertionError(f"softpick {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return p
+
+
 def run(classes, args=()):
     """Runs the test classes (positional `args` filter test names as unittest's -k does) and returns the exit
     code: 1 if anything failed or nothing ran."""
