@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -200,9 +201,8 @@ class GptqReferenceTest(QuantTestCase):
 
     def test_gptq_matches_the_reference_algorithm_layer_by_layer(self):
         from transformers import AutoModelForCausalLM
-        bits = 4
         worst_same, worst_ratio = 1.0, 0.0
-        for variant in ("softmax", "softpick"):
+        for variant, bits in (("softmax", 4), ("softpick", 4), ("softpick", 2)):
             export = os.path.join(Fixture.tmp.name, "hf-" + variant)
             run("export", Fixture.runs[variant], "--out", export, "--overwrite")
             model = AutoModelForCausalLM.from_pretrained(export, trust_remote_code=True, dtype=torch.float32).eval()
@@ -253,7 +253,7 @@ class GptqReferenceTest(QuantTestCase):
                         ref = gptq_reference(W, H, bits, 64)
                         mine = torch.tensor(ours[f"model.layers.{l}.{n}.weight"]).double()
                         err = lambda q: float(torch.trace((W - q) @ H @ (W - q).T))  # noqa: E731
-                        with self.subTest(variant=variant, layer=l, tensor=n):
+                        with self.subTest(variant=variant, bits=bits, layer=l, tensor=n):
                             same = (torch.abs(mine - ref) < 1e-6).double().mean().item()
                             worst_same = min(worst_same, same)
                             worst_ratio = max(worst_ratio, abs(err(mine) / err(ref) - 1))
@@ -363,6 +363,35 @@ class EndToEndTest(QuantTestCase):
             self.assertLess(layer["output_error"], layer["rtn_output_error"], layer["name"])
 
 
+class StudyTest(QuantTestCase):
+    """scripts/quant_study.sh on the two small runs: every row of the table, and its plot."""
+
+    def test_the_study_prints_the_table(self):
+        out = os.path.join(Fixture.tmp.name, "study")
+        env = dict(os.environ, SOFTPICK_BUILD=os.path.dirname(SOFTPICK))
+        p = subprocess.run([os.path.join(ROOT, "scripts", "quant_study.sh"), "--skip-build", "--softmax",
+                            Fixture.runs["softmax"], "--softpick", Fixture.runs["softpick"], "--val", Fixture.val,
+                            "--val-tokens", "1000", "--calibration", Fixture.val, "--calibration-sequences", "8",
+                            "--bits", "2,4", "--out", out], capture_output=True, text=True, env=env)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        table = open(os.path.join(out, "table.md")).read()
+        self.assertIn(table.strip(), p.stdout)
+        rows = [line.split("|")[1:3] for line in table.splitlines()[2:]]
+        labels = [(m.strip(), b.strip()) for m, b in rows]
+        expected = [("full precision", "32")] + [(m, b) for m in ("rtn", "hqq", "gptq") for b in ("4", "2")] + \
+            [("nf4", "4"), ("fp4", "4"), ("int8", "8"), ("activations fp8 (W32A8)", "32/8"),
+             ("activations int8 (W32A8)", "32/8")]
+        self.assertEqual(labels, expected)
+        self.assertNotIn(" - ", "".join(line for line in table.splitlines()[3:]))  # every cell filled but Δ of full
+        records = json.load(open(os.path.join(out, "table.json")))
+        self.assertEqual(records[0]["softpick"]["relative"], 1.0)
+        self.assertTrue(os.path.getsize(os.path.join(out, "degradation.png")) > 10000)
+        bad = subprocess.run([os.path.join(ROOT, "scripts", "quant_study.sh"), "--skip-build", "--bits", "9"],
+                             capture_output=True, text=True, env=env)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn("--bits", bad.stderr)
+
+
 class RefusalTest(QuantTestCase):
     """Malformed requests: one line naming the flag or file, a non-zero exit, nothing written."""
 
@@ -415,7 +444,7 @@ def main():
     args, rest = parser.parse_known_args()
     SOFTPICK = testlib.softpick_binary(args.softpick)
     try:
-        return testlib.run([ReferenceTest, GptqReferenceTest, EndToEndTest, RefusalTest], rest)
+        return testlib.run([ReferenceTest, GptqReferenceTest, EndToEndTest, StudyTest, RefusalTest], rest)
     finally:
         if Fixture.tmp:
             Fixture.tmp.cleanup()
