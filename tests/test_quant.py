@@ -351,6 +351,28 @@ class EndToEndTest(QuantTestCase):
                 self.assertNotEqual(v, losses[("none", "token")], k)
                 self.assertLess(abs(v - losses[("none", "token")]), 0.1, k)
 
+    def test_gptq_and_activation_quantization_on_the_cuda_backend(self):
+        # On the CUDA execution harness where no GPU is visible: the calibration passes in bf16
+        probe = run("eval", Fixture.runs["softmax"], "--val", Fixture.val, "--val-tokens", 64, "--device", "cuda", ok=False)
+        if "CUDA backend" in probe.stderr and probe.returncode != 0:
+            self.skipTest("this build has no CUDA backend")
+        cpu = Fixture.record(Fixture.quantize("softmax", "gptq", 4))
+        out = os.path.join(Fixture.tmp.name, "gptq-cuda")
+        run("quantize", Fixture.runs["softmax"], "--method", "gptq", "--bits", 4, "--out", out, "--device", "cuda",
+            "--calibration-sequences", CALIB_SEQS, "--calibration-len", T)
+        gpu = Fixture.record(out)
+        self.assertTrue(gpu["calibration"]["device"].startswith("cuda"), gpu["calibration"]["device"])
+        for a, b in zip(cpu["layers"], gpu["layers"]):
+            self.assertLess(b["output_error"], b["rtn_output_error"], b["name"])
+            self.assertAlmostEqual(b["output_error"] / a["output_error"], 1.0, delta=0.15, msg=b["name"])
+        losses = {}
+        for device in ("cpu", "cuda"):
+            ev = os.path.join(Fixture.tmp.name, f"act_{device}.json")
+            run("eval", Fixture.runs["softmax"], "--val", Fixture.val, "--val-tokens", 500, "--device", device,
+                "--act-quant", "int8", "--json", ev)
+            losses[device] = json.load(open(ev))["val"]["loss"]
+        self.assertAlmostEqual(losses["cuda"], losses["cpu"], delta=0.02)
+
     def test_include_head_and_act_order(self):
         out = Fixture.quantize("softmax", "rtn", 4, "--include-head")
         rec = Fixture.record(out)
