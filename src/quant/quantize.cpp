@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <omp.h>
 #include <optional>
 
 namespace sp::quant {
@@ -249,6 +250,8 @@ std::string quantize_checkpoint(const std::string& path, const std::string& out_
   nlohmann::json state;
   const std::string dir = resolve_checkpoint(path, state);
   const Config cfg = checkpoint_config(state, dir);
+  const int threads = opt.threads > 0 ? opt.threads : int(cfg.training.threads.value_or(0));
+  if (threads > 0) omp_set_num_threads(threads);  // the quantizers' loops (GPTQ's backend sets its own too)
   const std::vector<ParamSpec> specs = param_specs(cfg.model);
   CheckpointTensors t;
   load_checkpoint(dir, specs, flat_size(specs), t, false);
