@@ -197,6 +197,9 @@ nlohmann::json verify_checkpoint(const std::string& dir) {
     if (!recorded) fail("{}: no record of {}", state_path, f);
     if (!fs::exists(p)) fail("{}: missing; the checkpoint is incomplete", p);
     const auto& rec = st["files"][f];
+    if (!rec.is_object() || !rec.contains("bytes") || !rec["bytes"].is_number_unsigned() || !rec.contains("sha256") ||
+        !rec["sha256"].is_string())
+      fail("{}: the record of {} is not {{\"bytes\": N, \"sha256\": HEX}}; the checkpoint is damaged", state_path, f);
     const uint64_t size = fs::file_size(p);
     if (size != rec.at("bytes").get<uint64_t>())
       fail("{}: {} bytes, but state.json records {}; the file is truncated or damaged", p, size,
